@@ -1,0 +1,63 @@
+"""SIP for clearwater: messages, URIs, typed headers and stream framing (RFC 3261 §7, §18-§20, §25).
+
+The public API of the SIP syntax layer::
+
+    from clearwater.sip import parse_message, Request, Response, ParseError
+    from clearwater.sip import headers as h
+
+    msg = parse_message(datagram)              # Request | Response, validated
+    via = msg.top_via                          # typed, parsed once
+    routes = msg.headers.parsed(h.ROUTE)       # list[NameAddr], parsed on first use
+    wire = msg.to_bytes()                      # unchanged headers serialised from their raw text
+"""
+
+from __future__ import annotations
+
+from clearwater.errors import ParseError
+from clearwater.sip import headers
+from clearwater.sip._framing import (
+    MAX_BODY_SIZE,
+    MAX_HEADER_SIZE,
+    FramedMessage,
+    FramerEvent,
+    KeepAlivePing,
+    KeepAlivePong,
+    StreamFramer,
+)
+from clearwater.sip._message import Headers, Message, Request, Response
+from clearwater.sip._parser import MAX_HEADER_LINES, MAX_MESSAGE_SIZE, parse_message
+from clearwater.sip._uri import AbsoluteUri, SipUri, TelUri, Uri, parse_sip_uri, parse_uri
+from clearwater.sip._values import ContactValue, CSeq, MediaType, NameAddr, Star, Via
+from clearwater.sip.headers import HeaderSpec
+
+__all__ = [
+    "MAX_BODY_SIZE",
+    "MAX_HEADER_LINES",
+    "MAX_HEADER_SIZE",
+    "MAX_MESSAGE_SIZE",
+    "AbsoluteUri",
+    "CSeq",
+    "ContactValue",
+    "FramedMessage",
+    "FramerEvent",
+    "HeaderSpec",
+    "Headers",
+    "KeepAlivePing",
+    "KeepAlivePong",
+    "MediaType",
+    "Message",
+    "NameAddr",
+    "ParseError",
+    "Request",
+    "Response",
+    "SipUri",
+    "Star",
+    "StreamFramer",
+    "TelUri",
+    "Uri",
+    "Via",
+    "headers",
+    "parse_message",
+    "parse_sip_uri",
+    "parse_uri",
+]
