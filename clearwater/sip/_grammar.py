@@ -139,6 +139,9 @@ def split_comma_list(value: str) -> list[str]:
     Commas inside quoted strings and inside ``<...>`` do not split. Elements are stripped of
     surrounding whitespace; empty elements (``a,,b``) are dropped, as RFC 7230 §7 allows.
     """
+    if "," not in value:
+        item = value.strip(_WS)
+        return [item] if item else []
     if '"' not in value and "<" not in value:
         return [item for item in (part.strip(_WS) for part in value.split(",")) if item]
     items: list[str] = []

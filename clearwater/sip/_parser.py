@@ -27,7 +27,7 @@ from typing import Optional, Union, cast
 from clearwater.errors import ParseError
 from clearwater.sip._grammar import is_token, split_comma_list
 from clearwater.sip._message import Headers, Request, Response, _Field
-from clearwater.sip._table import HeaderSpec, _lookup
+from clearwater.sip._table import _BY_NAME, HeaderSpec
 from clearwater.sip._uri import SipUri, parse_uri
 from clearwater.sip._values import CSeq
 from clearwater.sip.headers import (
@@ -99,6 +99,7 @@ def _parse_fields(lines: list[str]) -> tuple[list[_Field], dict[str, _Field]]:
     fields: list[_Field] = []
     eager: dict[str, _Field] = {}
     append = fields.append
+    lookup = _BY_NAME.get
     previous: Optional[_Field] = None
     for index in range(1, len(lines)):
         line = lines[index]
@@ -113,12 +114,12 @@ def _parse_fields(lines: list[str]) -> tuple[list[_Field], dict[str, _Field]]:
         if not colon:
             raise ParseError("Bad header line")
         lname = name.lower()
-        entry = _lookup(lname)
+        entry = lookup(lname)
         if entry is None:
             stripped = lname.rstrip(" \t")
             if not is_token(stripped):
                 raise ParseError("Bad header name")
-            entry = _lookup(stripped)
+            entry = lookup(stripped)
             key = stripped if entry is None else entry[0]
             name = name.rstrip(" \t")
         else:

@@ -7,7 +7,7 @@ comma-joined on one line (RFC 3261 §7.3.1); the table says which.
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from typing_extensions import override
 
@@ -122,11 +122,6 @@ def is_list_header(name: str) -> bool:
     """True if the header's grammar allows several comma-separated values on one line."""
     entry = _BY_NAME.get(name.lower())
     return entry is not None and entry[2]
-
-
-def _lookup(lname: str) -> Optional[tuple[str, str, bool]]:
-    """Internal: table entry for an already lower-cased name (used by the parser)."""
-    return _BY_NAME.get(lname)
 
 
 class HeaderSpec(Generic[T_co]):

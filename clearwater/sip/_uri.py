@@ -119,9 +119,10 @@ def _ipv6_key(host: str) -> Optional[str]:
         return "[" + ipaddress.IPv6Address(inner).compressed + "]"
     except ValueError:
         pass
-    if ":::" in inner and "::::" not in inner:
+    head, colons, tail = inner.partition(":::")
+    if colons and "." in tail and ":" not in tail:
         try:
-            return "[" + ipaddress.IPv6Address(inner.replace(":::", "::", 1)).compressed + "]"
+            return "[" + ipaddress.IPv6Address(f"{head}::{tail}").compressed + "]"
         except ValueError:
             pass
     return None

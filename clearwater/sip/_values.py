@@ -214,7 +214,10 @@ def _check_ipv6_reference(host: str, what: str) -> None:
 
 # display-name = *(token LWS) / quoted-string, then "<" URI ">"
 _NAME_ADDR_RE = re.compile(
-    r"[ \t]*(?:(\"(?:[^\"\\]|\\.)*\")|((?:" + _TOKEN + r"[ \t]*)*))[ \t]*<([^<>\s\"]*)>",
+    # Tokens of a display name are separated by mandatory LWS, so the match stays linear
+    # (a "(?:token LWS*)*" form backtracks exponentially on a long run of token characters).
+    r"[ \t]*(?:(\"(?:[^\"\\]|\\.)*\")|(" + _TOKEN + r"(?:[ \t]+" + _TOKEN + r")*))?"
+    r"[ \t]*<([^<>\s\"]*)>",
     re.DOTALL,
 )
 
@@ -242,7 +245,7 @@ class NameAddr:
             if quoted is not None:
                 display: Optional[str] = _unescape_quoted(quoted)
             else:
-                display = tokens.strip(_WS) or None
+                display = tokens or None
         else:
             # addr-spec: the URI runs to the first ";" and may not contain "," "?" or ";"
             # outside its user part (RFC 3261 §20: such URIs MUST be in angle brackets).

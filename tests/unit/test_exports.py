@@ -1,0 +1,49 @@
+"""The public API of each package is pinned: what ``__all__`` lists, and where it comes from."""
+
+from __future__ import annotations
+
+import clearwater
+import clearwater.errors
+import clearwater.sip
+from clearwater.sip import _framing, _message, _parser, _uri, _values
+
+
+def test_every_exported_name_exists() -> None:
+    for module in (clearwater, clearwater.errors, clearwater.sip, clearwater.sip.headers):
+        for name in module.__all__:
+            assert hasattr(module, name), (module.__name__, name)
+
+
+def test_sip_facade_re_exports_the_private_implementations() -> None:
+    sip = clearwater.sip
+    assert sip.parse_message is _parser.parse_message
+    assert sip.Request is _message.Request and sip.Response is _message.Response
+    assert sip.Headers is _message.Headers
+    assert sip.SipUri is _uri.SipUri and sip.TelUri is _uri.TelUri
+    assert sip.parse_uri is _uri.parse_uri
+    assert sip.StreamFramer is _framing.StreamFramer
+    assert sip.Via is _values.Via and sip.NameAddr is _values.NameAddr
+    assert sip.ParseError is clearwater.errors.ParseError
+
+
+def test_sip_public_names() -> None:
+    assert set(clearwater.sip.__all__) >= {
+        "AbsoluteUri",
+        "CSeq",
+        "FramedMessage",
+        "HeaderSpec",
+        "Headers",
+        "KeepAlivePing",
+        "KeepAlivePong",
+        "NameAddr",
+        "ParseError",
+        "Request",
+        "Response",
+        "SipUri",
+        "StreamFramer",
+        "TelUri",
+        "Via",
+        "headers",
+        "parse_message",
+        "parse_uri",
+    }
