@@ -8,10 +8,10 @@ their quotes, as in :mod:`clearwater.sip._grammar`. Every parser raises
 Sources:
 
 - Authorization, Proxy-Authorization, WWW-Authenticate, Proxy-Authenticate,
-  Authentication-Info: RFC 3261 §20.5, §20.7, §20.27, §20.28, §20.44, §22.4 and the §25.1
+  Authentication-Info: RFC 3261 §20.6, §20.7, §20.27, §20.28, §20.44, §22.4 and the §25.1
   grammar; RFC 7616 §3.3-§3.5 and RFC 8760 (SHA-256 / SHA-512-256 ``algorithm`` tokens);
-  RFC 7235 §2.1 (``token68`` credentials of other schemes); 3GPP TS 24.229 §7.2A.1
-  (``integrity-protected``, AKA ``auts``).
+  RFC 7235 §2.1 (``token68`` credentials of other schemes); RFC 3310 (AKA ``auts``) and
+  3GPP TS 24.229 §7.2A (``integrity-protected``).
 - P-Charging-Vector, P-Charging-Function-Addresses, P-Visited-Network-ID,
   P-Access-Network-Info: RFC 7315 §4.6, §4.5, §4.3, §4.4 (RFC 7913).
 - Privacy: RFC 3323 §4.2 (RFC 3325 ``id``, RFC 7044 ``history``).
@@ -124,7 +124,7 @@ _QUOTE_AS_PAIR_RE = re.compile(r'(["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f])')
 
 
 def _quote(text: str) -> str:
-    """:func:`quote` that also escapes control characters, so any parsed value re-renders."""
+    """``_grammar.quote`` that also escapes control characters, so parsed values re-render."""
     return '"' + _QUOTE_AS_PAIR_RE.sub(r"\\\1", text) + '"'
 
 
@@ -293,7 +293,7 @@ class _DigestFields:
 
     @property
     def auts(self) -> Optional[str]:
-        """AKA re-synchronisation token (RFC 3310 §3.4)."""
+        """AKA re-synchronisation token (RFC 3310 §3)."""
         return param_value(self.params, "auts")
 
     @property

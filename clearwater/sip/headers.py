@@ -8,7 +8,7 @@ Sources: RFC 3261 §20 and §25.1; RFC 3327 (Path); RFC 3608 (Service-Route); RF
 (P-Asserted-Identity, P-Preferred-Identity); RFC 7315 (P-Associated-URI, P-Called-Party-ID);
 RFC 5502 (P-Served-User); RFC 5002 (P-Profile-Key); RFC 7044 (History-Info).
 Authentication (Authorization, Proxy-Authorization, WWW-Authenticate, Proxy-Authenticate,
-Authentication-Info): RFC 3261 §20.5-§20.7, §20.27, §20.28, §20.44, §22.4, RFC 7616, RFC 8760;
+Authentication-Info): RFC 3261 §20.6, §20.7, §20.27, §20.28, §20.44, §22.4, RFC 7616, RFC 8760;
 RFC 7315 §4.3-§4.6 (P-Visited-Network-ID, P-Access-Network-Info, P-Charging-Function-Addresses,
 P-Charging-Vector); RFC 3323 §4.2 (Privacy); RFC 6665 §8.2.1, §8.2.3 (Event,
 Subscription-State); RFC 4028 §4 (Session-Expires, Min-SE); RFC 3326 (Reason); RFC 3261
