@@ -1,11 +1,13 @@
 """Parser micro-benchmark: parse + serialise typical SIP messages, in messages per second.
 
-    python benchmarks/bench_sip_parse.py [--seconds S] [--repeat N]
+    python benchmarks/bench_sip_parse.py [--seconds S] [--repeat N] [--phases]
     pypy3 benchmarks/bench_sip_parse.py          # from a PyPy virtualenv with clearwater
 
 Each round parses the message from bytes (with the validation every element does) and
 serialises it back with ``to_bytes()``; the figure is the best of ``--repeat`` rounds of about
-``--seconds`` each, on one core. Results go in docs/performance.md with this command.
+``--seconds`` each, on one core. ``--phases`` also times the parser's private steps on the INVITE
+(cumulatively: each line includes the ones above it). Results go in docs/performance.md with
+this command.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import platform
 import sys
 import time
+from typing import Callable
 
 from clearwater.sip import Request, Response, parse_message
 
@@ -101,10 +104,62 @@ def _round(data: bytes, seconds: float) -> float:
             return n / elapsed
 
 
+def _per_call(func: Callable[[], object], seconds: float) -> float:
+    """Microseconds per call of ``func``, best of three rounds."""
+    best = float("inf")
+    for _ in range(3):
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            for _ in range(1000):
+                func()
+            n += 1000
+        best = min(best, (time.perf_counter() - start) / n * 1e6)
+    return best
+
+
+def phases(data: bytes, seconds: float) -> None:
+    """Cumulative timings of the parser's steps (private API: for profiling only)."""
+    from clearwater.sip import _parser
+
+    def split() -> list[str]:
+        text = data[: data.find(b"\r\n\r\n")].decode("utf-8", "surrogateescape")
+        lines = text.split("\r\n")
+        if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+            raise AssertionError
+        return lines
+
+    def fields() -> object:
+        return _parser._parse_fields(split())
+
+    def start_line() -> object:
+        lines = split()
+        return _parser._request(lines[0], _parser._parse_fields(lines)[0])
+
+    def validate() -> object:
+        lines = split()
+        fields, eager = _parser._parse_fields(lines)
+        return _parser._validate(_parser._request(lines[0], fields), eager)
+
+    message = parse_message(data)
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("decode, split lines", split),
+        ("+ header fields", fields),
+        ("+ start line and Request-URI", start_line),
+        ("+ eager header validation", validate),
+        ("parse_message", lambda: parse_message(data)),
+        ("to_bytes", message.to_bytes),
+    ]
+    for name, func in steps:
+        func()
+        print(f"  {name:32} {_per_call(func, seconds):6.2f} us")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one round")
     parser.add_argument("--repeat", type=int, default=5, help="rounds per message; best is kept")
+    parser.add_argument("--phases", action="store_true", help="also time the INVITE's parse steps")
     args = parser.parse_args(argv)
     for data in MESSAGES.values():  # sanity: the messages parse and round-trip
         msg = parse_message(data)
@@ -114,6 +169,9 @@ def main(argv: list[str]) -> int:
         _round(data, min(args.seconds, 1.0))  # warm-up (lets PyPy's JIT compile)
         best = max(_round(data, args.seconds) for _ in range(args.repeat))
         print(f"{name:28} {best:10,.0f} parse+serialise per second ({len(data)} bytes)")
+    if args.phases:
+        print("INVITE, cumulative steps:")
+        phases(INVITE, args.seconds)
     return 0
 
 

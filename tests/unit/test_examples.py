@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = ROOT / ".." / "shared" / "vectors" / "rfc4475"
+VECTORS = ROOT / "tests" / "vectors" / "rfc4475"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""Expected outcome of each RFC 4475 §3 torture message (file in ../shared/vectors/rfc4475/),
+"""Expected outcome of each RFC 4475 §3 torture message (file in rfc4475/),
 with the subsection it comes from."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Tests for :mod:`clearwater.sip._values_ext` and its specs in :mod:`clearwater.sip.headers`.
 
 Golden values come from the RFCs that define each header (cited per case): RFC 3261 §20 and
-§22.4, the RFC 3665 §2.1 / §3.3 call flows and RFC 4475 §3.3.7 (``../shared/vectors``), RFC 7616
+§22.4, the RFC 3665 §2.1 / §3.3 call flows and RFC 4475 §3.3.7 (``tests/vectors``), RFC 7616
 §3.9.1, RFC 7617 §2, 3GPP TS 24.229 / 33.203 (IMS AKA), RFC 7315 §4.3-§4.6, RFC 3323 §4.2,
 RFC 6665 §8.2, RFC 5626 §9.1, RFC 4028 §4, RFC 3326 §2, RFC 3841 §9-§10.
 Then rejection cases, a Hypothesis model round trip per class (built from components, rendered,
@@ -46,7 +46,7 @@ from clearwater.sip.headers import (
     WarningValue,
 )
 
-VECTORS = Path(__file__).resolve().parents[3] / ".." / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 
 NEW_SPECS: list[HeaderSpec[object]] = [
     h.AUTHORIZATION,

@@ -32,7 +32,7 @@ from clearwater.sip import (
 )
 from clearwater.sip import headers as h
 
-VECTORS = Path(__file__).resolve().parents[3] / ".." / "shared" / "vectors" / "rfc4475"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "rfc4475"
 RFC5118 = Path(__file__).resolve().parents[2] / "vectors" / "rfc5118"
 CORPUS = [p.read_bytes() for p in sorted(VECTORS.glob("*.dat")) + sorted(RFC5118.glob("*.dat"))]
 SPECS = [getattr(h, name) for name in h.__all__ if isinstance(getattr(h, name), h.HeaderSpec)]

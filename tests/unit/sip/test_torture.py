@@ -30,7 +30,7 @@ from clearwater.sip import headers as h
 from tests.vectors import rfc4475_cases, rfc5118_cases
 from tests.vectors.rfc4475_cases import Case, Outcome
 
-RFC4475_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "vectors" / "rfc4475"
+RFC4475_DIR = Path(__file__).resolve().parents[2] / "vectors" / "rfc4475"
 RFC5118_DIR = Path(__file__).resolve().parents[2] / "vectors" / "rfc5118"
 
 Message = Union[Request, Response]
