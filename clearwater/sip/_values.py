@@ -105,7 +105,7 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        number, _, method = text.strip(_WS).partition(" ")
+        number, _, method = text.strip(_WS).replace("\t", " ").partition(" ")
         method = method.strip(_WS)
         if (
             not number.isdigit()

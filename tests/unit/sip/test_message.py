@@ -424,3 +424,10 @@ def test_non_utf8_bytes_survive() -> None:
     assert m.to_bytes() == data
     m.headers.set("X-Other", m.headers.get("X-Custom") or "")
     assert b"X-Other: \xff\xfe latin \xe9\r\n" in m.to_bytes()
+
+
+def test_cseq_allows_any_lws_between_number_and_method() -> None:
+    assert CSeq.parse("1\tINVITE") == CSeq.parse(" 1   INVITE ") == CSeq(1, "INVITE")
+    for bad in ("1", "INVITE", "1 INV ITE", "x INVITE", "99999999999 INVITE", "1 INV@TE"):
+        with pytest.raises(ParseError, match="Bad CSeq"):
+            CSeq.parse(bad)
