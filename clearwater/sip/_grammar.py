@@ -76,11 +76,11 @@ def unquote(text: str) -> str:
     return text
 
 
-def parse_params(text: str, pos: int, what: str) -> tuple[Params, int]:
-    """Parse ``*( SEMI generic-param )`` starting at ``pos``.
+def parse_params(text: str, pos: int, what: str) -> Params:
+    """Parse ``*( SEMI generic-param )`` from ``pos`` to the end of ``text``.
 
-    Returns the parameters and the position after the last one (which may be trailing
-    whitespace or a comma the caller deals with). ``what`` names the header for errors.
+    Trailing whitespace is allowed; anything else left over raises ``ParseError("Bad " + what)``,
+    ``what`` naming the header.
     """
     params: list[tuple[str, Optional[str]]] = []
     end = len(text)
@@ -91,13 +91,9 @@ def parse_params(text: str, pos: int, what: str) -> tuple[Params, int]:
             break
         params.append((m.group(1), m.group(2)))
         pos = m.end()
-    # Anything but whitespace before the end is a syntax error in a parameter.
-    rest = pos
-    while rest < end and text[rest] in _WS:
-        rest += 1
-    if rest < end and text[rest] == ";":
-        raise ParseError("Bad " + what + " parameter")
-    return tuple(params), pos
+    if pos < end and text[pos:].strip(_WS):
+        raise ParseError("Bad " + what)
+    return tuple(params)
 
 
 def format_params(params: Params) -> str:

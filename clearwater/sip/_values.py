@@ -149,9 +149,7 @@ class Via:
         if m is None:
             raise ParseError("Bad Via")
         name, version, transport, host, port = m.groups()
-        params, pos = parse_params(text, m.end(), "Via")
-        if text[pos:].strip(_WS):
-            raise ParseError("Bad Via")
+        params = parse_params(text, m.end(), "Via")
         if host[0] == "[":
             _check_ipv6_reference(host, "Via")
         port_number = None
@@ -259,9 +257,7 @@ class NameAddr:
             if isinstance(uri, SipUri) and uri.headers:
                 raise ParseError("Bad address: URI with headers must be in <>")
             display = None
-        params, pos = parse_params(text, end, "address")
-        if text[pos:].strip(_WS):
-            raise ParseError("Bad address")
+        params = parse_params(text, end, "address")
         return cls(uri, display, params)
 
     @override
@@ -404,9 +400,7 @@ class MediaType:
         m = _MEDIA_RE.match(text)
         if m is None:
             raise ParseError("Bad media type")
-        params, pos = parse_params(text, m.end(), "media type")
-        if text[pos:].strip(_WS):
-            raise ParseError("Bad media type")
+        params = parse_params(text, m.end(), "media type")
         return cls(m.group(1), m.group(2), params)
 
     @property

@@ -99,23 +99,12 @@ def _optional_uint(params: Params, name: str, what: str) -> Optional[int]:
     return None
 
 
-def _params_after(text: str, pos: int, what: str) -> Params:
-    """``*(SEMI generic-param)`` from ``pos`` to the end of ``text`` (trailing LWS allowed)."""
-    try:
-        params, end = parse_params(text, pos, what)
-    except ParseError:
-        raise ParseError("Bad " + what) from None
-    if text[end:].strip(_WS):
-        raise ParseError("Bad " + what)
-    return params
-
-
 def _leading_params(text: str, what: str) -> Params:
     """A value that is nothing but parameters: ``param *(SEMI param)`` (no leading ";")."""
     stripped = text.lstrip(_WS)
     if not stripped or stripped[0] == ";":
         raise ParseError("Bad " + what)
-    return _params_after(";" + stripped, 0, what)
+    return parse_params(";" + stripped, 0, what)
 
 
 # Characters a quoted-string can carry only as a quoted-pair (RFC 3261 §25.1: qdtext excludes
@@ -485,7 +474,7 @@ class VisitedNetworkId:
     @classmethod
     def parse(cls, text: str) -> VisitedNetworkId:
         value, pos = _parse_word(text, "P-Visited-Network-ID")
-        return cls(value, _params_after(text, pos, "P-Visited-Network-ID"))
+        return cls(value, parse_params(text, pos, "P-Visited-Network-ID"))
 
     @override
     def __str__(self) -> str:
@@ -507,7 +496,7 @@ class AccessNetworkInfo:
     @classmethod
     def parse(cls, text: str) -> AccessNetworkInfo:
         value, pos = _parse_word(text, "P-Access-Network-Info")
-        return cls(value, _params_after(text, pos, "P-Access-Network-Info"))
+        return cls(value, parse_params(text, pos, "P-Access-Network-Info"))
 
     @override
     def __str__(self) -> str:
@@ -583,7 +572,7 @@ class EventType:
         m = _EVENT_RE.match(text)
         if m is None:
             raise ParseError("Bad Event")
-        return cls(m.group(1), _params_after(text, m.end(), "Event"))
+        return cls(m.group(1), parse_params(text, m.end(), "Event"))
 
     @override
     def __str__(self) -> str:
@@ -616,7 +605,7 @@ class SubscriptionState:
         m = _LEADING_TOKEN_RE.match(text)
         if m is None:
             raise ParseError("Bad Subscription-State")
-        params = _params_after(text, m.end(), "Subscription-State")
+        params = parse_params(text, m.end(), "Subscription-State")
         _optional_uint(params, "expires", "Subscription-State")
         _optional_uint(params, "retry-after", "Subscription-State")
         for name, value in params:
@@ -662,7 +651,7 @@ class SessionExpires:
         if m is None:
             raise ParseError("Bad Session-Expires")
         delta = _uint(m.group(1), "Session-Expires")
-        params = _params_after(text, m.end(), "Session-Expires")
+        params = parse_params(text, m.end(), "Session-Expires")
         for name, value in params:
             if name.lower() == "refresher" and (
                 value is None or value.lower() not in ("uac", "uas")
@@ -699,7 +688,7 @@ class MinSE:
         m = _DIGITS_RE.match(text)
         if m is None:
             raise ParseError("Bad Min-SE")
-        return cls(_uint(m.group(1), "Min-SE"), _params_after(text, m.end(), "Min-SE"))
+        return cls(_uint(m.group(1), "Min-SE"), parse_params(text, m.end(), "Min-SE"))
 
     @override
     def __str__(self) -> str:
@@ -727,7 +716,7 @@ class ReasonValue:
         m = _LEADING_TOKEN_RE.match(text)
         if m is None:
             raise ParseError("Bad Reason")
-        params = _params_after(text, m.end(), "Reason")
+        params = parse_params(text, m.end(), "Reason")
         _optional_uint(params, "cause", "Reason")
         return cls(m.group(1), params)
 
@@ -847,7 +836,7 @@ class RetryAfter:
             end = _comment_end(text, pos, "Retry-After")
             comment = text[pos + 1 : end - 1]
             pos = end
-        params = _params_after(text, pos, "Retry-After")
+        params = parse_params(text, pos, "Retry-After")
         _optional_uint(params, "duration", "Retry-After")
         return cls(delta, comment, params)
 
@@ -889,7 +878,7 @@ class ContactPreference:
         m = _STAR_RE.match(text)
         if m is None:
             raise ParseError("Bad " + what)
-        return cls(_params_after(text, m.end(), what))
+        return cls(parse_params(text, m.end(), what))
 
     @override
     def __str__(self) -> str:
