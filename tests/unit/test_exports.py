@@ -5,11 +5,19 @@ from __future__ import annotations
 import clearwater
 import clearwater.errors
 import clearwater.sip
+import clearwater.sip.transaction
 from clearwater.sip import _framing, _message, _parser, _uri, _values
 
 
 def test_every_exported_name_exists() -> None:
-    for module in (clearwater, clearwater.errors, clearwater.sip, clearwater.sip.headers):
+    modules = (
+        clearwater,
+        clearwater.errors,
+        clearwater.sip,
+        clearwater.sip.headers,
+        clearwater.sip.transaction,
+    )
+    for module in modules:
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)
 
