@@ -1,7 +1,7 @@
 """Shared pieces of the SIP header grammar (RFC 3261 §25.1): tokens, quoted strings, parameters.
 
-Header values are handled as ``str`` decoded from the wire with UTF-8 and ``surrogateescape``, so
-any byte sequence survives a decode/encode round trip (:func:`decode`, :func:`encode`).
+Header values are handled as ``str``: the parser decodes the header block with UTF-8 and
+``surrogateescape`` and serialisation encodes it the same way, so any byte sequence survives.
 
 Parameters are kept as an ordered tuple of ``(name, value)`` pairs exactly as written: a quoted
 value keeps its quotes (so a rendering reproduces the input) and ``None`` marks a parameter
@@ -17,8 +17,6 @@ from clearwater.errors import ParseError
 
 __all__ = [
     "Params",
-    "decode",
-    "encode",
     "format_params",
     "is_token",
     "param_value",
@@ -44,16 +42,6 @@ _QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"'
 _PARAM_VALUE = r"[0-9A-Fa-f]*:[0-9A-Fa-f:.]*|" + _TOKEN + "|" + _QUOTED + r"|\[[0-9A-Fa-f:.]+\]"
 _PARAM_RE = re.compile(r"[ \t]*;[ \t]*(" + _TOKEN + r")(?:[ \t]*=[ \t]*(" + _PARAM_VALUE + "))?")
 _WS = " \t"
-
-
-def decode(data: bytes) -> str:
-    """Decode header bytes: UTF-8, with undecodable bytes kept as surrogates (lossless)."""
-    return data.decode("utf-8", "surrogateescape")
-
-
-def encode(text: str) -> bytes:
-    """The inverse of :func:`decode`."""
-    return text.encode("utf-8", "surrogateescape")
 
 
 def is_token(text: str) -> bool:

@@ -241,11 +241,6 @@ class Headers:
             field.parsed = [value]
         return field
 
-    # ---- serialising
-
-    def _lines(self) -> list[str]:
-        return [f.line() for f in self._fields]
-
 
 def _parse_field(spec: HeaderSpec[T], value: str) -> list[T]:
     if spec.multi:
@@ -374,7 +369,6 @@ class Request(Message):
             return NotImplemented
         return (
             self.method == other.method
-            and self.uri == other.uri
             and str(self.uri) == str(other.uri)
             and self.headers == other.headers
             and self.body == other.body

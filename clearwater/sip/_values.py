@@ -22,7 +22,9 @@ from clearwater.sip._grammar import (
     is_token,
     param_value,
     parse_params,
+    quote,
     replace_param,
+    unquote,
 )
 from clearwater.sip._uri import SipUri, Uri, parse_uri
 
@@ -241,7 +243,7 @@ class NameAddr:
             uri = parse_uri(uri_text)
             end = m.end()
             if quoted is not None:
-                display: Optional[str] = _unescape_quoted(quoted)
+                display: Optional[str] = unquote(quoted)
             else:
                 display = tokens or None
         else:
@@ -267,7 +269,7 @@ class NameAddr:
         elif is_token(self.display_name.replace(" ", "")) and "  " not in self.display_name:
             head = self.display_name + " <" + str(self.uri) + ">"
         else:
-            head = _quote_display(self.display_name) + " <" + str(self.uri) + ">"
+            head = quote(self.display_name) + " <" + str(self.uri) + ">"
         return head + format_params(self.params)
 
     def param(self, name: str) -> Optional[str]:
@@ -342,17 +344,6 @@ def _addr_spec_end(text: str) -> int:
         if 0 <= i < end:
             end = i
     return end
-
-
-def _unescape_quoted(quoted: str) -> str:
-    inner = quoted[1:-1]
-    if "\\" in inner:
-        inner = re.sub(r"\\(.)", r"\1", inner, flags=re.DOTALL)
-    return inner
-
-
-def _quote_display(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @attrs.frozen
