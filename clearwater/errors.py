@@ -6,7 +6,13 @@ ASCII, fit for a SIP reason phrase (RFC 3261 §25.1 ``Reason-Phrase``) or a JSON
 
 from __future__ import annotations
 
-__all__ = ["ClearwaterError", "ParseError", "ProtocolError", "RequestTimedOut"]
+__all__ = [
+    "ClearwaterError",
+    "ParseError",
+    "ProtocolError",
+    "RequestTimedOut",
+    "TransportError",
+]
 
 
 class ClearwaterError(Exception):
@@ -35,3 +41,8 @@ class ProtocolError(ClearwaterError):
 
 class RequestTimedOut(ClearwaterError):  # noqa: N818 (the name STYLE.md §8 gives it)
     """An outbound request got no answer within its timeout."""
+
+
+class TransportError(ClearwaterError):
+    """A message could not be sent: no listener for its transport, a connection that failed or
+    was lost, a full send queue, or an error from the socket."""

@@ -5,7 +5,13 @@ from __future__ import annotations
 import clearwater
 import clearwater.errors
 import clearwater.sip
+import clearwater.sip.auth
+import clearwater.sip.resolver
+import clearwater.sip.stack
 import clearwater.sip.transaction
+import clearwater.sip.transport
+import clearwater.sip.ua
+import clearwater.testing
 from clearwater.sip import _framing, _message, _parser, _uri, _values
 
 
@@ -16,6 +22,12 @@ def test_every_exported_name_exists() -> None:
         clearwater.sip,
         clearwater.sip.headers,
         clearwater.sip.transaction,
+        clearwater.sip.transport,
+        clearwater.sip.auth,
+        clearwater.sip.resolver,
+        clearwater.sip.stack,
+        clearwater.sip.ua,
+        clearwater.testing,
     )
     for module in modules:
         for name in module.__all__:

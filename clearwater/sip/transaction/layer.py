@@ -1,0 +1,438 @@
+"""The transaction layer's Twisted shell: RFC 3261 §17 matching and timers on an injected clock.
+
+:class:`TransactionLayer` sits between the transport layer (below) and a transaction user (above:
+a UA core or a proxy core). It keeps the live transactions in dicts keyed by
+:mod:`~clearwater.sip.transaction.keys`, runs the sans-IO machines of
+:mod:`~clearwater.sip.transaction.client` and :mod:`~clearwater.sip.transaction.server`, and
+carries out their effects: transmissions go to the transport layer, timers become
+``clock.callLater`` calls, and failures (timeouts, transport errors) are reported to the TU.
+
+Matching (§17.1.3, §17.2.3):
+
+- a response goes to the client transaction with its branch and CSeq method; one that matches
+  none goes to :meth:`TransactionUser.stray_response` (a proxy forwards it statelessly);
+- a request goes to the server transaction with its key (a retransmission) or creates one and is
+  passed to :meth:`TransactionUser.request_received`;
+- an ACK that matches an INVITE server transaction which sent a non-2xx final response is
+  absorbed by it; any other ACK (the ACK for a 2xx, RFC 6026) goes to
+  :meth:`TransactionUser.ack_received`. With RFC 2543 matching, the ACK's To tag must also equal
+  the tag of the response sent;
+- a CANCEL gets its own server transaction; :meth:`TransactionLayer.find_invite` finds the INVITE
+  server transaction it refers to (§9.2).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Protocol, Union
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from typing_extensions import override
+
+from clearwater.errors import ParseError, RequestTimedOut, TransportError
+from clearwater.sip._message import Request, Response
+from clearwater.sip.transaction._effects import (
+    CancelTimer,
+    DeliverToTU,
+    Effect,
+    Failed,
+    FailureReason,
+    StartTimer,
+    Terminated,
+    Transmit,
+)
+from clearwater.sip.transaction.client import InviteClientTransaction, NonInviteClientTransaction
+from clearwater.sip.transaction.keys import (
+    ClientKey,
+    Rfc2543Key,
+    ServerKey,
+    cancel_target_key,
+    client_key,
+    server_key,
+)
+from clearwater.sip.transaction.server import InviteServerTransaction, NonInviteServerTransaction
+from clearwater.sip.transaction.timers import Timer, TimerSettings
+from clearwater.sip.transport._types import Flow, Target
+
+__all__ = [
+    "ClientTransaction",
+    "RequestSender",
+    "ServerTransaction",
+    "TransactionLayer",
+    "TransactionUser",
+]
+
+_log = Logger()
+
+ClientMachine = Union[InviteClientTransaction, NonInviteClientTransaction]
+ServerMachine = Union[InviteServerTransaction, NonInviteServerTransaction]
+
+
+class RequestSender(Protocol):
+    """What the transaction layer needs from the transport layer."""
+
+    def prepare_request(self, request: Request, target: Target) -> Target: ...
+
+    def send_request(self, request: Request, target: Target) -> Deferred[None]: ...
+
+    def send_response(self, response: Response, flow: Flow) -> Deferred[None]: ...
+
+
+class TransactionUser(Protocol):
+    """The layer above: a UA core or a proxy core."""
+
+    def request_received(self, transaction: ServerTransaction, request: Request) -> None:
+        """A new request (not an ACK) arrived; answer it through ``transaction.respond``."""
+
+    def ack_received(self, ack: Request, flow: Flow) -> None:
+        """An ACK that no transaction absorbed: the ACK for a 2xx (RFC 3261 §13.3.1.4)."""
+
+    def stray_response(self, response: Response, flow: Flow) -> None:
+        """A response that matched no client transaction (e.g. a late 2xx retransmission)."""
+
+
+class _Transaction:
+    """Timers and effect bookkeeping shared by both kinds of transaction handle."""
+
+    def __init__(self, layer: TransactionLayer) -> None:
+        self._layer = layer
+        self._timers: dict[Timer, IDelayedCall] = {}
+        self._busy = False
+        self._transport_failed = False
+        self.terminated = False
+
+    def _feed(self, effects: list[Effect]) -> None:
+        """Carry out effects in order; inputs that arrive meanwhile wait their turn."""
+        self._busy = True
+        try:
+            for effect in effects:
+                self._apply(effect)
+        finally:
+            self._busy = False
+        if self._transport_failed and not self.terminated:
+            self._transport_failed = False
+            self._feed(self._machine_transport_error())
+
+    def _apply(self, effect: Effect) -> None:
+        layer = self._layer
+        if isinstance(effect, Transmit):
+            d = self._transmit(effect)
+            d.addErrback(self._send_failed)
+        elif isinstance(effect, StartTimer):
+            running = self._timers.pop(effect.timer, None)
+            if running is not None and running.active():
+                running.cancel()
+            delay = max(0.0, effect.at - layer.clock.seconds())
+            self._timers[effect.timer] = layer.clock.callLater(delay, self._fire, effect.timer)
+        elif isinstance(effect, CancelTimer):
+            running = self._timers.pop(effect.timer, None)
+            if running is not None and running.active():
+                running.cancel()
+        elif isinstance(effect, DeliverToTU):
+            self._deliver(effect)
+        elif isinstance(effect, Failed):
+            self._failed(effect.reason)
+        elif isinstance(effect, Terminated):
+            self.terminated = True
+            for running in self._timers.values():
+                if running.active():
+                    running.cancel()
+            self._timers.clear()
+            self._remove()
+
+    def _send_failed(self, reason: Failure) -> None:
+        _log.info("SIP send failed: {reason}", reason=reason.value)
+        if self.terminated:
+            return
+        if self._busy:
+            self._transport_failed = True
+        else:
+            self._feed(self._machine_transport_error())
+
+    def _fire(self, timer: Timer) -> None:
+        self._timers.pop(timer, None)
+        self._feed(self._machine_timer(timer))
+
+    # Implemented by the two handles.
+    def _transmit(self, effect: Transmit) -> Deferred[None]:
+        raise NotImplementedError
+
+    def _deliver(self, effect: DeliverToTU) -> None:
+        raise NotImplementedError
+
+    def _failed(self, reason: FailureReason) -> None:
+        raise NotImplementedError
+
+    def _remove(self) -> None:
+        raise NotImplementedError
+
+    def _machine_timer(self, timer: Timer) -> list[Effect]:
+        raise NotImplementedError
+
+    def _machine_transport_error(self) -> list[Effect]:
+        raise NotImplementedError
+
+
+class ClientTransaction(_Transaction):
+    """A request we sent, until its final response (RFC 3261 §17.1).
+
+    ``result`` fires with the first final response, or fails with
+    :class:`~clearwater.errors.RequestTimedOut` (timer B or F) or
+    :class:`~clearwater.errors.TransportError`. ``on_response`` (if given) sees every response
+    passed up, provisional ones and 2xx retransmissions (RFC 6026 Accepted state) included.
+    """
+
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        request: Request,
+        target: Target,
+        machine: ClientMachine,
+        on_response: Optional[Callable[[Response], None]],
+    ) -> None:
+        super().__init__(layer)
+        self.request = request
+        self.target = target
+        self.key = client_key(request)
+        self.machine = machine
+        self.result: Deferred[Response] = Deferred()
+        self._on_response = on_response
+
+    @override
+    def _transmit(self, effect: Transmit) -> Deferred[None]:
+        message = effect.message
+        assert isinstance(message, Request)
+        return self._layer.transport.send_request(message, self.target)
+
+    @override
+    def _deliver(self, effect: DeliverToTU) -> None:
+        response = effect.message
+        assert isinstance(response, Response)
+        if self._on_response is not None:
+            try:
+                self._on_response(response)
+            except Exception:
+                _log.failure("on_response callback failed")
+        if response.status >= 200 and not self.result.called:
+            self.result.callback(response)
+
+    @override
+    def _failed(self, reason: FailureReason) -> None:
+        if self.result.called:
+            return
+        if reason is FailureReason.TIMEOUT:
+            error: Exception = RequestTimedOut(
+                self.request.method + " to " + str(self.target) + ": no final response"
+            )
+        else:
+            error = TransportError(self.request.method + " to " + str(self.target) + " failed")
+        self.result.errback(error)
+
+    @override
+    def _remove(self) -> None:
+        if self._layer._clients.get(self.key) is self:
+            del self._layer._clients[self.key]
+
+    @override
+    def _machine_timer(self, timer: Timer) -> list[Effect]:
+        return self.machine.timer_fired(timer, self._layer.clock.seconds())
+
+    @override
+    def _machine_transport_error(self) -> list[Effect]:
+        return self.machine.transport_error(self._layer.clock.seconds())
+
+    def response_received(self, response: Response) -> None:
+        self._feed(self.machine.receive_response(response, self._layer.clock.seconds()))
+
+
+class ServerTransaction(_Transaction):
+    """A request we received, until the transaction ends (RFC 3261 §17.2).
+
+    Answer it with :meth:`respond`. ``on_failure`` (if set) is told when the transaction fails:
+    a transport error sending a response, or timer H (no ACK for a non-2xx final response).
+    """
+
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        request: Request,
+        flow: Flow,
+        key: Union[ServerKey, Rfc2543Key],
+        machine: ServerMachine,
+    ) -> None:
+        super().__init__(layer)
+        self.request = request
+        self.flow = flow
+        self.key = key
+        self.machine = machine
+        self.on_failure: Optional[Callable[[FailureReason], None]] = None
+        self._failure_reported = False
+        self.final_response: Optional[Response] = None
+
+    def respond(self, response: Response) -> None:
+        """Send a response (provisional or final). Raises ValueError when the state forbids it."""
+        effects = self.machine.send_response(response, self._layer.clock.seconds())
+        if response.status >= 200 and self.final_response is None:
+            self.final_response = response
+        self._feed(effects)
+
+    @override
+    def _transmit(self, effect: Transmit) -> Deferred[None]:
+        message = effect.message
+        assert isinstance(message, Response)
+        return self._layer.transport.send_response(message, self.flow)
+
+    @override
+    def _deliver(self, effect: DeliverToTU) -> None:
+        ack = effect.message
+        assert isinstance(ack, Request)
+        self._layer.tu.ack_received(ack, self.flow)
+
+    @override
+    def _failed(self, reason: FailureReason) -> None:
+        # An IST stays alive after a transport error (RFC 6026 §7.1) and may report several.
+        if self._failure_reported:
+            return
+        self._failure_reported = True
+        if self.on_failure is not None:
+            try:
+                self.on_failure(reason)
+            except Exception:
+                _log.failure("on_failure callback failed")
+
+    @override
+    def _remove(self) -> None:
+        if self._layer._servers.get(self.key) is self:
+            del self._layer._servers[self.key]
+
+    @override
+    def _machine_timer(self, timer: Timer) -> list[Effect]:
+        return self.machine.timer_fired(timer, self._layer.clock.seconds())
+
+    @override
+    def _machine_transport_error(self) -> list[Effect]:
+        return self.machine.transport_error(self._layer.clock.seconds())
+
+    def request_received(self, request: Request) -> None:
+        self._feed(self.machine.receive_request(request, self._layer.clock.seconds()))
+
+
+class TransactionLayer:
+    """Live client and server transactions over a transport layer, for one TU."""
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        transport: RequestSender,
+        tu: TransactionUser,
+        settings: Optional[TimerSettings] = None,
+        *,
+        send_trying: bool = True,
+    ) -> None:
+        self.clock = clock
+        self.transport = transport
+        self.tu = tu
+        self.settings = settings or TimerSettings()
+        self.send_trying = send_trying
+        self._clients: dict[ClientKey, ClientTransaction] = {}
+        self._servers: dict[Union[ServerKey, Rfc2543Key], ServerTransaction] = {}
+
+    # ---- client side
+
+    def send_request(
+        self,
+        request: Request,
+        target: Target,
+        on_response: Optional[Callable[[Response], None]] = None,
+    ) -> ClientTransaction:
+        """Start a client transaction for ``request`` (not ACK) towards ``target``.
+
+        The request needs a top Via with a unique RFC 3261 branch; the transport layer fills in
+        its transport and sent-by.
+        """
+        if request.method == "ACK":
+            raise ValueError("ACK is not sent in a transaction; use the transport layer")
+        target = self.transport.prepare_request(request, target)
+        now = self.clock.seconds()
+        machine: ClientMachine
+        if request.method == "INVITE":
+            machine = InviteClientTransaction(
+                request, reliable=target.reliable, settings=self.settings, now=now
+            )
+        else:
+            machine = NonInviteClientTransaction(
+                request, reliable=target.reliable, settings=self.settings, now=now
+            )
+        tsx = ClientTransaction(self, request, target, machine, on_response)
+        if tsx.key in self._clients:
+            raise ValueError("a client transaction with branch " + tsx.key.branch + " exists")
+        self._clients[tsx.key] = tsx
+        tsx._feed(machine.start(now))
+        return tsx
+
+    # ---- from the transport layer (MessageReceiver)
+
+    def response_received(self, response: Response, flow: Flow) -> None:
+        try:
+            key = client_key(response)
+        except ParseError:
+            return
+        tsx = self._clients.get(key)
+        if tsx is None:
+            self.tu.stray_response(response, flow)
+        else:
+            tsx.response_received(response)
+
+    def request_received(self, request: Request, flow: Flow) -> None:
+        key = server_key(request)
+        tsx = self._servers.get(key)
+        if request.method == "ACK":
+            if tsx is not None and self._ack_matches(tsx, request):
+                tsx.request_received(request)
+            else:
+                self.tu.ack_received(request, flow)
+            return
+        if tsx is not None:
+            tsx.request_received(request)  # a retransmission
+            return
+        now = self.clock.seconds()
+        machine: ServerMachine
+        if request.method == "INVITE":
+            machine = InviteServerTransaction(
+                request,
+                reliable=flow.reliable,
+                settings=self.settings,
+                now=now,
+                send_trying=self.send_trying,
+            )
+        else:
+            machine = NonInviteServerTransaction(
+                request, reliable=flow.reliable, settings=self.settings, now=now
+            )
+        tsx = ServerTransaction(self, request, flow, key, machine)
+        self._servers[key] = tsx
+        tsx._feed(machine.start(now))
+        self.tu.request_received(tsx, request)
+
+    @staticmethod
+    def _ack_matches(tsx: ServerTransaction, ack: Request) -> bool:
+        if not isinstance(tsx.key, Rfc2543Key):
+            return True
+        sent = tsx.final_response
+        return sent is not None and sent.to.tag == ack.to.tag
+
+    # ---- lookups
+
+    def find_invite(self, cancel: Request) -> Optional[ServerTransaction]:
+        """The INVITE server transaction a CANCEL refers to (§9.2), if it is still live."""
+        return self._servers.get(cancel_target_key(cancel))
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    @property
+    def server_count(self) -> int:
+        return len(self._servers)

@@ -1,0 +1,42 @@
+"""SIP transports: UDP, TCP, TLS and WebSocket (RFC 3261 §18, RFC 3581, RFC 5626, RFC 7118).
+
+:class:`TransportLayer` runs the listeners and the connection table and turns bytes into parsed
+messages and back; :class:`Target` and :class:`Flow` say where a message goes and where it came
+from; :class:`TransportSettings` and :class:`TlsSettings` hold the tunables.
+"""
+
+from __future__ import annotations
+
+from clearwater.sip.transport._layer import (
+    ListenSpec,
+    MessageReceiver,
+    TransportLayer,
+    TransportSettings,
+    TransportStats,
+)
+from clearwater.sip.transport._tls import TlsSettings
+from clearwater.sip.transport._types import (
+    DEFAULT_PORTS,
+    RELIABLE_TRANSPORTS,
+    SECURE_TRANSPORTS,
+    TRANSPORTS,
+    Flow,
+    Target,
+    is_ip_literal,
+)
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "RELIABLE_TRANSPORTS",
+    "SECURE_TRANSPORTS",
+    "TRANSPORTS",
+    "Flow",
+    "ListenSpec",
+    "MessageReceiver",
+    "Target",
+    "TlsSettings",
+    "TransportLayer",
+    "TransportSettings",
+    "TransportStats",
+    "is_ip_literal",
+]
