@@ -151,6 +151,7 @@ class Dialog:
         local_cseq: int,
         remote_cseq: Optional[int],
         transport: Optional[str] = None,
+        flow: Optional[Flow] = None,
     ) -> None:
         self.ua = ua
         self.call_id = call_id
@@ -163,6 +164,10 @@ class Dialog:
         self.local_cseq = local_cseq
         self.remote_cseq = remote_cseq
         self.transport = transport
+        #: For a dialog created by a request that came over a connection (TCP, TLS, WS): that
+        #: connection, which our requests reuse (RFC 5626 §5.3, RFC 7118 §5: a WebSocket
+        #: client's Contact is not reachable any other way).
+        self.flow = flow if flow is not None and flow.reliable else None
         #: Fires (with None) when the dialog ends: BYE sent or received, or ACK never came.
         self.terminated: Deferred[None] = Deferred()
         #: Handler for requests the peer sends inside this dialog (other than BYE and ACK).
@@ -209,9 +214,14 @@ class Dialog:
         body: bytes = b"",
         content_type: Optional[str] = None,
     ) -> Deferred[Response]:
-        """Send a request inside the dialog; fires with its final response."""
+        """Send a request inside the dialog; fires with its final response.
+
+        A re-INVITE's 2xx is ACKed by the UA core, like the first one.
+        """
         request = self.create_request(method)
         _add_content(request, headers, body, content_type)
+        if method == "INVITE":
+            return self.ua._reinvite(self, request)
         return self.ua.send(request, dialog=self)
 
     def bye(self) -> Deferred[Response]:
@@ -276,7 +286,7 @@ class IncomingRequest:
             self.ua._pending_invites.pop(self.transaction, None)
         self.transaction.respond(response)
         if request.method == "INVITE" and 200 <= status < 300:
-            self.dialog = self.dialog or self.ua._uas_dialog(request, self.to_tag)
+            self.dialog = self.dialog or self.ua._uas_dialog(request, self.to_tag, self.flow)
             self.ua._retransmit_2xx(self, response)
         return response
 
@@ -284,7 +294,7 @@ class IncomingRequest:
 class OutgoingCall:
     """An INVITE we sent, until it is answered, rejected or cancelled (§13.2)."""
 
-    def __init__(self, ua: UserAgent, invite: Request) -> None:
+    def __init__(self, ua: UserAgent, invite: Request, dialog: Optional[Dialog] = None) -> None:
         self.ua = ua
         self.invite = invite
         #: Fires with the dialog once a 2xx arrived and was ACKed; fails with CallFailedError,
@@ -292,7 +302,8 @@ class OutgoingCall:
         self.answered: Deferred[Dialog] = Deferred()
         #: Called with every provisional response.
         self.on_provisional: Optional[Callable[[Response], None]] = None
-        self.dialog: Optional[Dialog] = None
+        #: The dialog: set by the first 2xx, or given for a re-INVITE.
+        self.dialog = dialog
         self._transaction: Optional[ClientTransaction] = None
         self._provisional_seen = False
         self._cancel_requested = False
@@ -531,6 +542,8 @@ class UserAgent:
         Fires with the final response; fails with RequestTimedOut or TransportError when no
         target answered, or ResolutionError when the next hop cannot be located.
         """
+        if transport is None and dialog is not None:
+            transport = dialog.transport
         return Deferred.fromCoroutine(
             self._send(request, dialog, transport, on_response, on_transaction)
         )
@@ -545,7 +558,9 @@ class UserAgent:
     ) -> Response:
         answered: set[str] = set()  # realms we already sent credentials for
         for _ in range(_MAX_AUTH_ATTEMPTS):
-            response = await self._send_failover(request, transport, on_response, on_transaction)
+            response = await self._send_failover(
+                request, dialog, transport, on_response, on_transaction
+            )
             if response.status not in (401, 407) or self.credentials is None:
                 return response
             # §22.2: a new challenge for a realm we answered, without stale=true, means the
@@ -569,11 +584,12 @@ class UserAgent:
     async def _send_failover(
         self,
         request: Request,
+        dialog: Optional[Dialog],
         transport: Optional[str],
         on_response: Optional[Callable[[Response], None]],
         on_transaction: Optional[Callable[[ClientTransaction], None]],
     ) -> Response:
-        targets = await self._targets(request, transport)
+        targets = await self._targets(request, transport, dialog)
         resolver = self.stack.resolver
         for i, target in enumerate(targets):
             attempt = request
@@ -600,7 +616,11 @@ class UserAgent:
             return response
         raise TransportError("no target for " + str(request.uri))  # pragma: no cover
 
-    async def _targets(self, request: Request, transport: Optional[str]) -> list[Target]:
+    async def _targets(
+        self, request: Request, transport: Optional[str], dialog: Optional[Dialog] = None
+    ) -> list[Target]:
+        if dialog is not None and dialog.flow is not None and not dialog.route_set:
+            return [dialog.flow.remote]
         hop = self.outbound_proxy
         if hop is None:
             route = request.headers.first(ROUTE)
@@ -622,27 +642,41 @@ class UserAgent:
             self._resend_ack(key)
             return
         contact = response.headers.first(CONTACT)
-        remote_target = contact.uri if isinstance(contact, NameAddr) else response.to.uri
-        dialog = Dialog(
-            self,
-            call_id=response.call_id,
-            local_tag=invite.from_.tag or "",
-            remote_tag=to_tag,
-            local_uri=invite.from_,
-            remote_uri=response.to,
-            remote_target=remote_target,
-            route_set=list(reversed(response.headers.parsed(RECORD_ROUTE))),
-            local_cseq=response.cseq.seq,
-            remote_cseq=None,
-        )
+        tsx = call._transaction
+        existing = call.dialog
+        if existing is not None and existing.remote_tag == to_tag:  # a re-INVITE's 2xx
+            dialog = existing
+            if isinstance(contact, NameAddr):  # target refresh (§12.2.1.2)
+                dialog.remote_target = contact.uri
+        else:
+            remote_target = contact.uri if isinstance(contact, NameAddr) else response.to.uri
+            transport = None
+            if tsx is not None and not (
+                isinstance(remote_target, SipUri) and remote_target.transport
+            ):
+                transport = tsx.target.transport  # keep to the transport the INVITE used
+            dialog = Dialog(
+                self,
+                call_id=response.call_id,
+                local_tag=invite.from_.tag or "",
+                remote_tag=to_tag,
+                local_uri=invite.from_,
+                remote_uri=response.to,
+                remote_target=remote_target,
+                route_set=list(reversed(response.headers.parsed(RECORD_ROUTE))),
+                local_cseq=response.cseq.seq,
+                remote_cseq=None,
+                transport=transport,
+            )
         ack = dialog.create_request("ACK", cseq=response.cseq.seq)
         for name in ("Authorization", "Proxy-Authorization"):
-            for value in (
-                call._transaction.request if call._transaction else invite
-            ).headers.get_all(name):
+            for value in (tsx.request if tsx else invite).headers.get_all(name):
                 ack.headers.add(name, value)
-        d = Deferred.fromCoroutine(self._send_ack(key, ack))
-        if call.dialog is None and not call.answered.called:
+        d = Deferred.fromCoroutine(self._send_ack(key, ack, dialog))
+        if dialog is existing:
+            if not call.answered.called:
+                d.addCallbacks(lambda _: call.answered.callback(dialog), call.answered.errback)
+        elif existing is None and not call.answered.called:
             call.dialog = dialog
             self._dialogs[dialog.id] = dialog
             d.addCallbacks(lambda _: call.answered.callback(dialog), call.answered.errback)
@@ -651,8 +685,17 @@ class UserAgent:
                 lambda f: _log.info("could not end a forked dialog: {reason}", reason=f.value)
             )
 
-    async def _send_ack(self, key: tuple[str, int, str], ack: Request) -> None:
-        targets = await self._targets(ack, None)
+    def _reinvite(self, dialog: Dialog, request: Request) -> Deferred[Response]:
+        call = OutgoingCall(self, request, dialog)
+        return self.send(
+            request,
+            dialog=dialog,
+            on_response=call._response,
+            on_transaction=call._transaction_started,
+        )
+
+    async def _send_ack(self, key: tuple[str, int, str], ack: Request, dialog: Dialog) -> None:
+        targets = await self._targets(ack, dialog.transport, dialog)
         target = self.stack.transport.prepare_request(ack, targets[0])
         self._acks[key] = (ack, target)
         self.reactor.callLater(64 * self.stack.transactions.settings.t1, self._acks.pop, key, None)
@@ -750,7 +793,7 @@ class UserAgent:
 
     # ---- UAS dialogs
 
-    def _uas_dialog(self, request: Request, local_tag: str) -> Dialog:
+    def _uas_dialog(self, request: Request, local_tag: str, flow: Flow) -> Dialog:
         contact = request.headers.first(CONTACT)
         remote_target = contact.uri if isinstance(contact, NameAddr) else request.from_.uri
         dialog = Dialog(
@@ -765,6 +808,7 @@ class UserAgent:
             local_cseq=0,
             remote_cseq=request.cseq.seq,
             transport=request.top_via.transport,
+            flow=flow,
         )
         self._dialogs[dialog.id] = dialog
         return dialog

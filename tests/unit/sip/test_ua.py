@@ -466,3 +466,20 @@ def test_dialog_strict_route_fix_up() -> None:
     request = loose.create_request("INFO")
     assert str(request.uri) == "sip:b@10.0.0.9"
     assert request.headers.get_all("Route") == ["<sip:p1;lr>"]
+
+
+class ReinviteTests(SynchronousTestCase):
+    def test_reinvite_is_answered_and_acked_in_the_same_dialog(self) -> None:
+        uas: list[IncomingRequest] = []
+        net = Network(recording(uas))
+        call = net.alice.invite(BOB, body=SDP)
+        net.pump()
+        dialog = self.successResultOf(call.answered)
+        d = dialog.request("INVITE", body=SDP, content_type="application/sdp")
+        net.pump()
+        assert self.successResultOf(d).status == 200
+        assert uas[1].dialog is uas[0].dialog  # Bob saw it inside the dialog
+        self.successResultOf(uas[1].acked)
+        assert methods(net.sent_by(0)) == ["INVITE", "ACK", "INVITE", "ACK"]
+        acks = [parse_message(x) for x in net.sent_by(0) if x.startswith(b"ACK")]
+        assert [a.cseq.seq for a in acks] == [1, 2]
