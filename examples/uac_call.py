@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import react
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
@@ -72,7 +72,13 @@ async def call(reactor: ISipReactor, args: argparse.Namespace) -> int:
     ua.listen("udp:" + args.local_ip + ":0")
     ua.listen("tcp:" + args.local_ip + ":0")
     outgoing = ua.invite(args.uri, body=OFFER, transport=args.transport)
-    deadline = reactor.callLater(args.timeout, outgoing.cancel)
+
+    def give_up() -> None:
+        outgoing.cancel()  # a CANCEL goes out once the callee sent a provisional response
+        if not outgoing.answered.called:
+            outgoing.answered.cancel()  # stop waiting here either way
+
+    deadline = reactor.callLater(args.timeout, give_up)
     try:
         dialog = await outgoing.answered
         print("answered: call " + dialog.call_id, flush=True)
@@ -84,6 +90,9 @@ async def call(reactor: ISipReactor, args: argparse.Namespace) -> int:
         return 0
     except CallFailedError as e:
         print("call failed: " + str(e), file=sys.stderr)
+        return 1
+    except CancelledError:
+        print("call failed: no answer within " + str(args.timeout) + " s", file=sys.stderr)
         return 1
     except Exception as e:
         print("call failed: " + type(e).__name__ + ": " + str(e), file=sys.stderr)

@@ -39,6 +39,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, w
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
+    IHandshakeListener,
     IListeningPort,
     IStreamClientEndpoint,
     ITransport,
@@ -48,6 +49,7 @@ from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from typing_extensions import override
+from zope.interface import implementer
 
 from clearwater._types import ISipReactor
 from clearwater.errors import ParseError, TransportError
@@ -714,12 +716,18 @@ class _Connection:
             self.failed(TransportError("WebSocket handshake failed: " + reason))
 
 
+@implementer(IHandshakeListener)
 class _StreamProtocol(TwistedProtocol):
-    """SIP over TCP or TLS: frames bytes into messages (RFC 3261 §18.3)."""
+    """SIP over TCP or TLS: frames bytes into messages (RFC 3261 §18.3).
+
+    A TLS connection counts as open only once its handshake completed: messages queued for it
+    are failed, not lost, when the peer's certificate is refused.
+    """
 
     def __init__(self, connection: _Connection) -> None:
         settings = connection.layer.settings
         self._connection = connection
+        self._tls = connection.transport_name == "TLS"
         self._framer = StreamFramer(
             initiator=connection.outbound,
             max_header_size=settings.max_header_size,
@@ -728,6 +736,13 @@ class _StreamProtocol(TwistedProtocol):
 
     @override
     def connectionMade(self) -> None:
+        if not self._tls:
+            self._open()
+
+    def handshakeCompleted(self) -> None:  # noqa: N802 (IHandshakeListener)
+        self._open()
+
+    def _open(self) -> None:
         assert self.transport is not None
         transport = self.transport
         self._connection.opened(transport, transport.write, transport.loseConnection)

@@ -1,0 +1,374 @@
+"""Helpers for the interoperability tests: processes, ports and throwaway certificates.
+
+The tests drive real SIP programs (SIPp, sipsak, pjsua2) and our examples as subprocesses on the
+loopback interface only. Everything started here is killed at teardown; every wait has a deadline.
+TLS uses a throwaway CA and a server certificate for ``127.0.0.1`` / ``localhost`` (RFC 5922 §7.1
+name checks), made with ``cryptography`` in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import IO, Callable, Optional, Union
+
+import attrs
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+ECHO_UAS = EXAMPLES / "echo_uas.py"
+UAC_CALL = EXAMPLES / "uac_call.py"
+HERE = Path(__file__).resolve().parent
+SCENARIOS = HERE / "scenarios"
+PJSUA2_CALL = HERE / "pjsua2_call.py"
+VECTORS = ROOT / "tests" / "vectors" / "rfc4475"
+
+#: Seconds any one peer program may run before it is killed and the test fails.
+PEER_TIMEOUT = 30.0
+#: Seconds echo_uas may take to print its listening lines (PyPy starts slowly).
+STARTUP_TIMEOUT = 30.0
+
+HOST = "127.0.0.1"
+
+Command = Sequence[Union[str, Path]]
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of a peer program; fails (never skips) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            name + " is not installed: scripts/test installs it (Debian package " + package + ")",
+            pytrace=False,
+        )
+    return path
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 20 ms until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out after " + str(timeout) + " s waiting for " + what)
+        time.sleep(0.02)
+
+
+# ---- ports
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that is free for both TCP and UDP right now (for peers that need one)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((HOST, 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((HOST, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no port free for both TCP and UDP on " + HOST)
+
+
+def port_is_bound(transport: str, port: int) -> bool:
+    """Whether some process listens on 127.0.0.1:``port`` (``"udp"`` or ``"tcp"``), from /proc.
+
+    Read-only, so it cannot race with the peer's own bind the way a trial bind would.
+    """
+    wanted_host = "0100007F"  # 127.0.0.1 as /proc/net prints it (little-endian hex)
+    wanted_port = format(port, "04X")
+    path = Path("/proc/net") / transport
+    for line in path.read_text().splitlines()[1:]:
+        fields = line.split()
+        host, _, hex_port = fields[1].partition(":")
+        if hex_port != wanted_port or host not in (wanted_host, "00000000"):
+            continue
+        if transport == "udp" or fields[3] == "0A":  # 0A: TCP_LISTEN
+            return True
+    return False
+
+
+# ---- processes
+
+
+class Processes:
+    """Every subprocess a test started; :meth:`stop_all` ends them (terminate, then kill)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self._started: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def start(
+        self, name: str, args: Command, *, stdout: Optional[int] = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``args`` with stderr (and stdout unless given) in ``log_dir/name.log``."""
+        log = (self.log_dir / (name + ".log")).open("wb")
+        process = subprocess.Popen(
+            [str(a) for a in args],
+            stdin=subprocess.DEVNULL,
+            stdout=log if stdout is None else stdout,
+            stderr=log,
+            cwd=self.log_dir,
+        )
+        self._started.append((name, process, log))
+        return process
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / (name + ".log")
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for _, process, log in reversed(self._started):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+            if process.stdout is not None:
+                process.stdout.close()
+            log.close()
+        self._started.clear()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """Starts subprocesses for one test and always ends them afterwards."""
+    started = Processes(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def run(args: Command, timeout: float = PEER_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """Run a program to completion (killed after ``timeout``), capturing its output as text."""
+    return subprocess.run(
+        [str(a) for a in args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
+
+
+def describe(result: subprocess.CompletedProcess[str]) -> str:
+    """A failure message with a program's exit code and the end of its output."""
+    return (
+        "exit "
+        + str(result.returncode)
+        + "\n--- stdout\n"
+        + result.stdout[-3000:]
+        + "\n--- stderr\n"
+        + result.stderr[-3000:]
+    )
+
+
+def uac_call(
+    uri: str, *options: str, timeout: float = PEER_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """examples/uac_call.py under this interpreter: one call to ``uri``."""
+    return run([sys.executable, UAC_CALL, uri, "--timeout", "15", *options], timeout=timeout)
+
+
+# ---- echo_uas
+
+
+@attrs.frozen
+class EchoUas:
+    """A running examples/echo_uas.py and the ports it bound, by transport (``"udp"``...)."""
+
+    process: subprocess.Popen[bytes]
+    ports: dict[str, int]
+
+    def port(self, transport: str) -> int:
+        return self.ports[transport]
+
+    def uri(self, transport: str, user: str = "echo") -> str:
+        return "sip:" + user + "@" + HOST + ":" + str(self.ports[transport])
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def start_echo_uas(
+    processes: Processes,
+    transports: Sequence[str] = ("udp", "tcp", "tls", "ws"),
+    certs: Optional[CertFiles] = None,
+    name: str = "echo_uas",
+) -> EchoUas:
+    """Start echo_uas with ``sys.executable`` on port 0 for each transport; wait for its ports."""
+    args: list[Union[str, Path]] = [sys.executable, ECHO_UAS]
+    for transport in transports:
+        args += ["--listen", transport + ":" + HOST + ":0"]
+    if certs is not None:
+        args += ["--tls-cert", certs.certificate, "--tls-key", certs.key]
+    process = processes.start(name, args, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    ports = _read_ports(process, process.stdout, len(transports), processes, name)
+    return EchoUas(process, ports)
+
+
+def _read_ports(
+    process: subprocess.Popen[bytes],
+    stdout: IO[bytes],
+    count: int,
+    processes: Processes,
+    name: str,
+) -> dict[str, int]:
+    """Read ``listening udp:127.0.0.1:40123`` lines until ``count`` came, with a deadline."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    buffer = b""
+    ports: dict[str, int] = {}
+    with selectors.DefaultSelector() as selector:
+        selector.register(stdout, selectors.EVENT_READ)
+        while len(ports) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail(name + " did not report its ports in time:\n" + processes.log(name))
+            if not selector.select(timeout=left):
+                continue
+            chunk = os.read(stdout.fileno(), 4096)
+            if not chunk:
+                process.wait(timeout=5)
+                pytest.fail(
+                    name
+                    + " exited ("
+                    + str(process.returncode)
+                    + ") before listening:\n"
+                    + processes.log(name)
+                )
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                words = line.decode().split()
+                if len(words) == 2 and words[0] == "listening":
+                    transport, _, port = words[1].rpartition(":")
+                    ports[transport.split(":")[0].lower()] = int(port)
+    return ports
+
+
+# ---- certificates
+
+
+@attrs.frozen
+class CertFiles:
+    """PEM files: a CA, a server certificate it signed (127.0.0.1, localhost) and its key, and a
+    second CA that did not sign it (to check that peers really verify)."""
+
+    ca: str
+    certificate: str
+    key: str
+    other_ca: str
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _make_ca(
+    common_name: str, now: datetime.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, certificate
+
+
+def make_test_certs(directory: Path) -> CertFiles:
+    """Write a throwaway CA, a server certificate for 127.0.0.1/localhost and its key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, ca_cert = _make_ca("clearwater interop test CA", now)
+    _, other_ca_cert = _make_ca("clearwater interop unrelated CA", now)
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(IPv4Address(HOST)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    paths = CertFiles(
+        ca=str(directory / "ca.pem"),
+        certificate=str(directory / "server.pem"),
+        key=str(directory / "server.key"),
+        other_ca=str(directory / "other-ca.pem"),
+    )
+    Path(paths.ca).write_bytes(ca_cert.public_bytes(pem))
+    Path(paths.other_ca).write_bytes(other_ca_cert.public_bytes(pem))
+    Path(paths.certificate).write_bytes(certificate.public_bytes(pem))
+    Path(paths.key).write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+@pytest.fixture(scope="module")
+def interop_certs(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
+    """A throwaway CA and server certificate, made once per test module."""
+    return make_test_certs(tmp_path_factory.mktemp("certs"))
