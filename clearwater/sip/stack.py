@@ -48,5 +48,6 @@ class SipStack:
         return self.transport.listen(spec)
 
     def stop(self) -> Deferred[None]:
-        """Stop listening and close every connection."""
+        """Stop listening, close every connection and drop every transaction."""
+        self.transactions.stop()
         return self.transport.stop()

@@ -338,7 +338,7 @@ class OutgoingCall:
         )
         # §9.1: give up on the INVITE if no final response follows within 64*T1.
         delay = 64 * self.ua.stack.transactions.settings.t1
-        self.ua.reactor.callLater(delay, self._cancel_timeout, tsx)
+        self.ua._call_later(delay, self._cancel_timeout, tsx)
 
     def _cancel_timeout(self, tsx: ClientTransaction) -> None:
         if not tsx.result.called:
@@ -399,6 +399,7 @@ class UserAgent:
         #: Answered 2xx whose ACK has not arrived, by dialog id.
         self._awaiting_ack: dict[tuple[str, str, str], IncomingRequest] = {}
         self._acks: dict[tuple[str, int, str], tuple[Request, Target]] = {}
+        self._delayed: set[IDelayedCall] = set()
 
     # ---- setup
 
@@ -407,7 +408,23 @@ class UserAgent:
         return self.stack.listen(spec)
 
     def stop(self) -> Deferred[None]:
+        """Stop listening and cancel every timer the UA and its stack run."""
+        for call in self._delayed:
+            if call.active():
+                call.cancel()
+        self._delayed.clear()
         return self.stack.stop()
+
+    def _call_later(self, delay: float, f: Callable[..., object], *args: object) -> IDelayedCall:
+        """``reactor.callLater`` that :meth:`stop` can cancel."""
+
+        def run() -> None:
+            self._delayed.discard(call)
+            f(*args)
+
+        call = self.reactor.callLater(delay, run)
+        self._delayed.add(call)
+        return call
 
     # ---- building requests (§8.1.1)
 
@@ -698,7 +715,7 @@ class UserAgent:
         targets = await self._targets(ack, dialog.transport, dialog)
         target = self.stack.transport.prepare_request(ack, targets[0])
         self._acks[key] = (ack, target)
-        self.reactor.callLater(64 * self.stack.transactions.settings.t1, self._acks.pop, key, None)
+        self._call_later(64 * self.stack.transactions.settings.t1, self._acks.pop, key, None)
         await self.stack.transport.send_request(ack, target)
 
     def _resend_ack(self, key: tuple[str, int, str]) -> None:
@@ -832,14 +849,15 @@ class UserAgent:
                 return
             self.stack.transport.send_response(response, incoming.flow).addErrback(lambda _: None)
             state["interval"] = min(2 * state["interval"], settings.t2)
-            state["call"] = self.reactor.callLater(state["interval"], again)
+            state["call"] = self._call_later(state["interval"], again)
 
-        state["call"] = self.reactor.callLater(state["interval"], again)
+        state["call"] = self._call_later(state["interval"], again)
 
         def stop(result: T) -> T:
             call: Optional[IDelayedCall] = state["call"]
             if call is not None and call.active():
                 call.cancel()
+                self._delayed.discard(call)
             return result
 
         incoming.acked.addBoth(stop)

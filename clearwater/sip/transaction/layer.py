@@ -136,11 +136,14 @@ class _Transaction:
             self._failed(effect.reason)
         elif isinstance(effect, Terminated):
             self.terminated = True
-            for running in self._timers.values():
-                if running.active():
-                    running.cancel()
-            self._timers.clear()
+            self.cancel_timers()
             self._remove()
+
+    def cancel_timers(self) -> None:
+        for running in self._timers.values():
+            if running.active():
+                running.cancel()
+        self._timers.clear()
 
     def _send_failed(self, reason: Failure) -> None:
         _log.info("SIP send failed: {reason}", reason=reason.value)
@@ -234,6 +237,21 @@ class ClientTransaction(_Transaction):
     def _remove(self) -> None:
         if self._layer._clients.get(self.key) is self:
             del self._layer._clients[self.key]
+        if self.target.reliable:
+            users = self._layer._by_connection.get(self.target.connection_key)
+            if users is not None:
+                users.discard(self)
+                if not users:
+                    del self._layer._by_connection[self.target.connection_key]
+
+    def connection_lost(self) -> None:
+        """The connection the request went over closed before the transaction ended."""
+        if self.terminated:
+            return
+        if self._busy:
+            self._transport_failed = True
+        else:
+            self._feed(self._machine_transport_error())
 
     @override
     def _machine_timer(self, timer: Timer) -> list[Effect]:
@@ -338,6 +356,8 @@ class TransactionLayer:
         self.send_trying = send_trying
         self._clients: dict[ClientKey, ClientTransaction] = {}
         self._servers: dict[Union[ServerKey, Rfc2543Key], ServerTransaction] = {}
+        #: Live client transactions by the connection their request went over (reliable only).
+        self._by_connection: dict[tuple[str, str, int], set[ClientTransaction]] = {}
 
     # ---- client side
 
@@ -369,6 +389,8 @@ class TransactionLayer:
         if tsx.key in self._clients:
             raise ValueError("a client transaction with branch " + tsx.key.branch + " exists")
         self._clients[tsx.key] = tsx
+        if target.reliable:
+            self._by_connection.setdefault(target.connection_key, set()).add(tsx)
         tsx._feed(machine.start(now))
         return tsx
 
@@ -422,6 +444,24 @@ class TransactionLayer:
             return True
         sent = tsx.final_response
         return sent is not None and sent.to.tag == ack.to.tag
+
+    def connection_lost(self, keys: list[tuple[str, str, int]]) -> None:
+        """A connection closed: transactions still waiting on it fail (RFC 3261 §17.1.4).
+
+        Without this a request written just before the peer closed (a refused client
+        certificate, a crashed peer) would only fail at timer B or F.
+        """
+        for key in keys:
+            for tsx in list(self._by_connection.pop(key, ())):
+                tsx.connection_lost()
+
+    def stop(self) -> None:
+        """Drop every transaction and cancel its timers (the stack is shutting down)."""
+        for tsx in [*self._clients.values(), *self._servers.values()]:
+            tsx.cancel_timers()
+        self._clients.clear()
+        self._servers.clear()
+        self._by_connection.clear()
 
     # ---- lookups
 

@@ -31,10 +31,10 @@ import contextlib
 import ipaddress
 import secrets
 import socket
-from typing import Callable, Optional, Protocol, Union, cast
+from typing import Any, Callable, Optional, Protocol, Union, cast
 
 import attrs
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
     IAddress,
@@ -86,6 +86,9 @@ class MessageReceiver(Protocol):
     def request_received(self, request: Request, flow: Flow) -> None: ...
 
     def response_received(self, response: Response, flow: Flow) -> None: ...
+
+    def connection_lost(self, keys: list[tuple[str, str, int]]) -> None:
+        """A stream connection closed; ``keys`` are its connection-table keys."""
 
 
 @attrs.define
@@ -264,21 +267,17 @@ class TransportLayer:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
     def stop(self) -> Deferred[None]:
-        """Stop listening and close every connection."""
-        results = [listener.port.stopListening() for listener in self.listeners]
+        """Stop listening and close every connection; fires when all are closed."""
+        waiting: list[Deferred[object]] = []
+        for listener in self.listeners:
+            d: object = listener.port.stopListening()
+            if isinstance(d, Deferred):
+                waiting.append(d)
         self.listeners = []
         for connection in list(self._all_connections):
+            waiting.append(connection.done)
             connection.abort()
-        deferreds = [d for d in results if isinstance(d, Deferred)]
-        done: Deferred[None] = Deferred()
-        if not deferreds:
-            done.callback(None)
-            return done
-        from twisted.internet.defer import gatherResults
-
-        gathered = gatherResults(deferreds, consumeErrors=True)
-        gathered.addBoth(lambda _: None).chainDeferred(done)
-        return done
+        return gatherResults(waiting, consumeErrors=True).addBoth(lambda _: None)
 
     def _advertised(self, listener: _Listener) -> str:
         if _wildcard(listener.host):
@@ -492,8 +491,16 @@ class TransportLayer:
 
     def _connection_closed(self, connection: _Connection) -> None:
         self._all_connections.discard(connection)
-        for key in [k for k, c in self._connections.items() if c is connection]:
+        keys = [k for k, c in self._connections.items() if c is connection]
+        for key in keys:
             del self._connections[key]
+        if connection.key is not None and connection.key not in keys:
+            keys.append(connection.key)
+        if self.receiver is not None and keys:
+            try:
+                self.receiver.connection_lost(keys)
+            except Exception:
+                _log.failure("error handling a lost connection")
 
     @property
     def connection_count(self) -> int:
@@ -587,6 +594,8 @@ class _Connection:
         self._write: Optional[Callable[[bytes], None]] = None
         self._lose: Optional[Callable[[], None]] = None
         self._idle: Optional[IDelayedCall] = None
+        #: Fires when the connection is closed (or failed to open).
+        self.done: Deferred[object] = Deferred()
         layer._all_connections.add(self)
 
     # -- lifecycle
@@ -634,6 +643,13 @@ class _Connection:
         pending, self._pending = self._pending, []
         for _, d in pending:
             d.errback(error)
+        if not self._open:  # never connected: there is no socket to wait for
+            self.socket_closed()
+
+    def socket_closed(self) -> None:
+        """The underlying TCP connection is gone."""
+        if not self.done.called:
+            self.done.callback(None)
 
     def abort(self) -> None:
         if self._lose is not None:
@@ -765,12 +781,27 @@ class _StreamProtocol(TwistedProtocol):
     @override
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._connection.lost(str(reason.value))
+        self._connection.socket_closed()
+
+
+class _WebSocketProtocol(WebSocketSipProtocol):
+    """The RFC 7118 shim, telling its connection when the socket itself is gone."""
+
+    def __init__(self, connection: _Connection, **kwargs: Any) -> None:
+        super().__init__(connection, **kwargs)
+        self._connection = connection
+
+    @override
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        self._connection.lost(str(reason.value))
+        self._connection.socket_closed()
 
 
 def _protocol_for(connection: _Connection, server_name: str) -> TwistedProtocol:
     if connection.transport_name in ("WS", "WSS"):
         settings = connection.layer.settings
-        return WebSocketSipProtocol(
+        return _WebSocketProtocol(
             connection,
             is_client=connection.outbound,
             host=server_name,

@@ -38,12 +38,16 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[tuple[Request, Flow]] = []
         self.responses: list[tuple[Response, Flow]] = []
+        self.lost: list[tuple[str, str, int]] = []
 
     def request_received(self, request: Request, flow: Flow) -> None:
         self.requests.append((request, flow))
 
     def response_received(self, response: Response, flow: Flow) -> None:
         self.responses.append((response, flow))
+
+    def connection_lost(self, keys: list[tuple[str, str, int]]) -> None:
+        self.lost.extend(keys)
 
 
 def make(
@@ -351,7 +355,7 @@ def test_outbound_tcp_connection_queues_until_connected_then_is_reused() -> None
 
 
 def test_refused_connection_fails_the_queued_sends() -> None:
-    reactor, layer, _ = make()
+    reactor, layer, receiver = make()
     layer.listen("udp:10.0.0.2:5060")
     target = Target("TCP", "10.0.0.9", 5060)
     d = layer.send_request(request(), target)
@@ -362,3 +366,4 @@ def test_refused_connection_fails_the_queued_sends() -> None:
     assert failure is not None and isinstance(failure.value, TransportError)
     assert layer.stats["TCP"].connections_failed == 1
     assert layer.connection_count == 0
+    assert receiver.lost == [("TCP", "10.0.0.9", 5060)]
