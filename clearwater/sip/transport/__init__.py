@@ -24,11 +24,13 @@ from clearwater.sip.transport._types import (
     Target,
     is_ip_literal,
 )
+from clearwater.sip.transport._ws import SIP_SUBPROTOCOL, WebSocketHandler, WebSocketSipProtocol
 
 __all__ = [
     "DEFAULT_PORTS",
     "RELIABLE_TRANSPORTS",
     "SECURE_TRANSPORTS",
+    "SIP_SUBPROTOCOL",
     "TRANSPORTS",
     "Flow",
     "ListenSpec",
@@ -38,5 +40,7 @@ __all__ = [
     "TransportLayer",
     "TransportSettings",
     "TransportStats",
+    "WebSocketHandler",
+    "WebSocketSipProtocol",
     "is_ip_literal",
 ]
