@@ -78,7 +78,7 @@ T = TypeVar("T")
 #: Challenges answered for one request before the UA gives up (§22.2).
 _MAX_AUTH_ATTEMPTS = 4
 
-#: Methods the UA core itself understands; the application handles the rest.
+#: The Allow list of the default answer to OPTIONS when the UA has no handler.
 ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "MESSAGE", "NOTIFY")
 
 
@@ -729,20 +729,18 @@ class UserAgent:
         if method == "CANCEL":
             self._cancel_received(transaction, request)
             return
-        if method not in ("ACK",):
-            required = [
-                r for r in request.headers.parsed(REQUIRE) if r.lower() not in self.supported
-            ]
-            if required:
-                transaction.respond(
-                    make_response(
-                        request,
-                        420,
-                        to_tag=new_tag(),
-                        headers=[("Unsupported", ", ".join(required))],
-                    )
+        # ACKs never come here: the transaction layer passes them to ack_received.
+        required = [r for r in request.headers.parsed(REQUIRE) if r.lower() not in self.supported]
+        if required:
+            transaction.respond(
+                make_response(
+                    request,
+                    420,
+                    to_tag=new_tag(),
+                    headers=[("Unsupported", ", ".join(required))],
                 )
-                return
+            )
+            return
         dialog: Optional[Dialog] = None
         to_tag = request.to.tag
         if to_tag is not None:

@@ -351,10 +351,6 @@ class TransportLayer:
         port = int(rport) if rport and rport.isdigit() else via.port or 5060
         return self._send(data, Target("UDP", host, port), flow)
 
-    def send_raw(self, data: bytes, flow: Flow) -> Deferred[None]:
-        """Send bytes straight back along ``flow`` (stateless replies to malformed requests)."""
-        return self._send(data, flow.remote, flow)
-
     # ---- the send path
 
     def _send(self, data: bytes, target: Target, flow: Optional[Flow]) -> Deferred[None]:
@@ -416,7 +412,6 @@ class TransportLayer:
         connection = _Connection(self, target.transport, outbound=True)
         connection.key = target.connection_key
         self._connections[connection.key] = connection
-        self._all_connections.add(connection)
         endpoint: IStreamClientEndpoint
         timeout = self.settings.connect_timeout
         if _is_ipv6(target.host):
@@ -482,12 +477,10 @@ class TransportLayer:
         flow = connection.flow
         assert flow is not None
         self.stats[flow.transport].connections_opened += 1
-        key = flow.connection_key
+        # Inbound connections are keyed by their flow; outbound ones keep their target key too.
         if connection.key is None:
-            connection.key = key
-            self._connections.setdefault(key, connection)
-        elif connection.key != key:  # an outbound connection keeps its target key too
-            self._connections.setdefault(key, connection)
+            connection.key = flow.connection_key
+        self._connections.setdefault(flow.connection_key, connection)
 
     def _connection_closed(self, connection: _Connection) -> None:
         self._all_connections.discard(connection)

@@ -12,6 +12,7 @@ Transport names are the Via tokens of RFC 3261 §20.42 and RFC 7118 §5 (``UDP``
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Optional
 
@@ -50,6 +51,7 @@ def _port(_instance: object, attribute: attrs.Attribute[int], value: int) -> Non
         raise ValueError(attribute.name + " out of range: " + str(value))
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every send; peers repeat
 def is_ip_literal(host: str) -> bool:
     """True for an IPv4 or IPv6 address (IPv6 with or without brackets)."""
     if host.startswith("[") and host.endswith("]"):
