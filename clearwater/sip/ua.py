@@ -235,11 +235,15 @@ class IncomingRequest:
     """A request the application must answer (§8.2)."""
 
     def __init__(
-        self, ua: UserAgent, transaction: ServerTransaction, dialog: Optional[Dialog]
+        self,
+        ua: UserAgent,
+        transaction: ServerTransaction,
+        request: Request,
+        dialog: Optional[Dialog],
     ) -> None:
         self.ua = ua
         self.transaction = transaction
-        self.request = transaction.request
+        self.request = request
         #: The dialog the request belongs to; for an INVITE, the dialog its 2xx created.
         self.dialog = dialog
         self.to_tag = (dialog.local_tag if dialog else None) or new_tag()
@@ -416,13 +420,19 @@ class UserAgent:
         return self.stack.stop()
 
     def _call_later(self, delay: float, f: Callable[..., object], *args: object) -> IDelayedCall:
-        """``reactor.callLater`` that :meth:`stop` can cancel."""
+        """``reactor.callLater`` that :meth:`stop` can cancel.
+
+        No reference cycle is left behind once the call has run or been cancelled, so a
+        finished call's objects are freed at once rather than by the cyclic GC.
+        """
+        pending: list[IDelayedCall] = []
 
         def run() -> None:
-            self._delayed.discard(call)
+            self._delayed.discard(pending.pop())
             f(*args)
 
         call = self.reactor.callLater(delay, run)
+        pending.append(call)
         self._delayed.add(call)
         return call
 
@@ -757,7 +767,7 @@ class UserAgent:
                 transaction.respond(make_response(request, 200))
                 self._end_dialog(dialog)
                 return
-        incoming = IncomingRequest(self, transaction, dialog)
+        incoming = IncomingRequest(self, transaction, request, dialog)
         if method == "INVITE":
             self._pending_invites[transaction] = incoming
         handler = dialog.on_request if dialog is not None and dialog.on_request else self.handler
@@ -832,38 +842,57 @@ class UserAgent:
         """§13.3.1.4: resend the 2xx at T1, 2*T1, ... (capped at T2) until the ACK arrives."""
         dialog = incoming.dialog
         assert dialog is not None
-        settings = self.stack.transactions.settings
         self._awaiting_ack[dialog.id] = incoming
-        state: dict[str, Any] = {"interval": settings.t1, "elapsed": 0.0, "call": None}
-
-        def again() -> None:
-            if incoming.acked.called:
-                return
-            state["elapsed"] += state["interval"]
-            if state["elapsed"] >= 64 * settings.t1:
-                self._awaiting_ack.pop(dialog.id, None)
-                incoming.acked.errback(RequestTimedOut("no ACK for the 2xx"))
-                dialog.bye().addErrback(lambda _: None)
-                return
-            self.stack.transport.send_response(response, incoming.flow).addErrback(lambda _: None)
-            state["interval"] = min(2 * state["interval"], settings.t2)
-            state["call"] = self._call_later(state["interval"], again)
-
-        state["call"] = self._call_later(state["interval"], again)
-
-        def stop(result: T) -> T:
-            call: Optional[IDelayedCall] = state["call"]
-            if call is not None and call.active():
-                call.cancel()
-                self._delayed.discard(call)
-            return result
-
-        incoming.acked.addBoth(stop)
+        _Retransmitter(self, incoming, dialog, response).start()
 
     def _end_dialog(self, dialog: Dialog) -> None:
         self._dialogs.pop(dialog.id, None)
         if not dialog.terminated.called:
             dialog.terminated.callback(None)
+
+
+class _Retransmitter:
+    """Resends a 2xx to an INVITE until its ACK arrives or 64*T1 pass (§13.3.1.4)."""
+
+    __slots__ = ("call", "dialog", "elapsed", "incoming", "interval", "response", "ua")
+
+    def __init__(
+        self, ua: UserAgent, incoming: IncomingRequest, dialog: Dialog, response: Response
+    ) -> None:
+        self.ua = ua
+        self.incoming = incoming
+        self.dialog = dialog
+        self.response = response
+        self.interval = ua.stack.transactions.settings.t1
+        self.elapsed = 0.0
+        self.call: Optional[IDelayedCall] = None
+
+    def start(self) -> None:
+        self.call = self.ua._call_later(self.interval, self._again)
+        self.incoming.acked.addBoth(self._stop)
+
+    def _again(self) -> None:
+        self.call = None
+        ua, incoming = self.ua, self.incoming
+        if incoming.acked.called:
+            return
+        settings = ua.stack.transactions.settings
+        self.elapsed += self.interval
+        if self.elapsed >= 64 * settings.t1:
+            ua._awaiting_ack.pop(self.dialog.id, None)
+            incoming.acked.errback(RequestTimedOut("no ACK for the 2xx"))
+            self.dialog.bye().addErrback(lambda _: None)
+            return
+        ua.stack.transport.send_response(self.response, incoming.flow).addErrback(lambda _: None)
+        self.interval = min(2 * self.interval, settings.t2)
+        self.call = ua._call_later(self.interval, self._again)
+
+    def _stop(self, result: T) -> T:
+        call, self.call = self.call, None
+        if call is not None and call.active():
+            call.cancel()
+            self.ua._delayed.discard(call)
+        return result
 
 
 def _uri_transport(uri: Uri) -> str:

@@ -32,6 +32,7 @@ from clearwater.sip.transaction._effects import (
     Failed,
     FailureReason,
     Handler,
+    S,
     Transmit,
     _TransactionBase,
 )
@@ -80,6 +81,23 @@ def _text(message: Message, name: str) -> str:
 _DEFAULT_SETTINGS = TimerSettings()  # frozen, so one instance serves every default
 
 
+class _ClientTransaction(_TransactionBase[S]):
+    """What both client transactions share: the request they send."""
+
+    __slots__ = ("_request",)
+
+    def __init__(
+        self, request: Request, *, reliable: bool, settings: TimerSettings, state: S
+    ) -> None:
+        super().__init__(reliable=reliable, settings=settings, state=state)
+        self._request = request
+
+    @property
+    def request(self) -> Request:
+        """The request this transaction was created for."""
+        return self._request
+
+
 # --------------------------------------------------------------------------- INVITE
 
 
@@ -114,9 +132,10 @@ _ICT_TIMERS = {
 }
 
 
-class InviteClientTransaction(_TransactionBase[IctState]):
+class InviteClientTransaction(_ClientTransaction[IctState]):
     """The INVITE client transaction (RFC 3261 §17.1.1, RFC 6026 §7.2)."""
 
+    __slots__ = ("_ack",)
     _TERMINATED = IctState.TERMINATED
 
     def __init__(
@@ -127,9 +146,7 @@ class InviteClientTransaction(_TransactionBase[IctState]):
         settings: TimerSettings = _DEFAULT_SETTINGS,
         now: float,
     ) -> None:
-        super().__init__(
-            request, reliable=reliable, settings=settings, now=now, state=IctState.CALLING
-        )
+        super().__init__(request, reliable=reliable, settings=settings, state=IctState.CALLING)
         self._ack: Optional[Request] = None
 
     # ---- inputs
@@ -251,9 +268,10 @@ class NictInput(enum.Enum):
 _NICT_TIMERS = {Timer.E: NictInput.TIMER_E, Timer.F: NictInput.TIMER_F, Timer.K: NictInput.TIMER_K}
 
 
-class NonInviteClientTransaction(_TransactionBase[NictState]):
+class NonInviteClientTransaction(_ClientTransaction[NictState]):
     """The non-INVITE client transaction (RFC 3261 §17.1.2, RFC 4320)."""
 
+    __slots__ = ()
     _TERMINATED = NictState.TERMINATED
 
     def __init__(
@@ -264,9 +282,7 @@ class NonInviteClientTransaction(_TransactionBase[NictState]):
         settings: TimerSettings = _DEFAULT_SETTINGS,
         now: float,
     ) -> None:
-        super().__init__(
-            request, reliable=reliable, settings=settings, now=now, state=NictState.TRYING
-        )
+        super().__init__(request, reliable=reliable, settings=settings, state=NictState.TRYING)
 
     # ---- inputs
 

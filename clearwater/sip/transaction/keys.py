@@ -44,19 +44,13 @@ __all__ = [
 BRANCH_COOKIE = "z9hG4bK"
 
 
-class ClientKey(NamedTuple):
-    """§17.1.3: top-Via branch and CSeq method."""
+#: §17.1.3: ``(top-Via branch, CSeq method)``. Keys are plain tuples of strings, which the
+#: cyclic garbage collector stops tracking (a tuple subclass stays tracked), and a loaded
+#: server holds one per live transaction, for up to 64*T1 after it ends.
+ClientKey = tuple[str, str]
 
-    branch: str
-    method: str
-
-
-class ServerKey(NamedTuple):
-    """§17.2.3 for RFC 3261 branches: branch, sent-by (host lower-cased) and method."""
-
-    branch: str
-    sent_by: str
-    method: str
+#: §17.2.3 for RFC 3261 branches: ``(branch, sent-by with the host lower-cased, method)``.
+ServerKey = tuple[str, str, str]
 
 
 class Rfc2543Key(NamedTuple):
@@ -90,7 +84,7 @@ def client_key(message: Union[Request, Response]) -> ClientKey:
     branch = message.top_via.branch
     if not branch:
         raise ParseError("Missing Via branch")
-    return ClientKey(branch, _tsx_method(message.cseq.method))
+    return (branch, _tsx_method(message.cseq.method))
 
 
 def server_key(request: Request) -> Union[ServerKey, Rfc2543Key]:
@@ -108,7 +102,7 @@ def cancel_target_key(cancel: Request) -> Union[ServerKey, Rfc2543Key]:
 def _server_key(request: Request, method: str) -> Union[ServerKey, Rfc2543Key]:
     via = request.top_via
     if has_rfc3261_branch(via):
-        return ServerKey(via.branch or "", _sent_by(via), method)
+        return (via.branch or "", _sent_by(via), method)
     return Rfc2543Key(
         request.uri,  # compared by RFC 3261 §19.1.4 equality
         request.from_.tag or "",

@@ -23,6 +23,8 @@ Matching (§17.1.3, §17.2.3):
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from typing import Callable, Optional, Protocol, Union
 
 from twisted.internet.defer import Deferred
@@ -39,6 +41,7 @@ from clearwater.sip.transaction._effects import (
     Effect,
     Failed,
     FailureReason,
+    Retransmit,
     StartTimer,
     Terminated,
     Transmit,
@@ -54,7 +57,7 @@ from clearwater.sip.transaction.keys import (
 )
 from clearwater.sip.transaction.server import InviteServerTransaction, NonInviteServerTransaction
 from clearwater.sip.transaction.timers import Timer, TimerSettings
-from clearwater.sip.transport._types import Flow, Target
+from clearwater.sip.transport._types import EncodedResponse, Flow, Target
 
 __all__ = [
     "ClientTransaction",
@@ -65,6 +68,9 @@ __all__ = [
 ]
 
 _log = Logger()
+
+#: A timer is due when its deadline is within this of the clock (float rounding of delays).
+_TIMER_SLACK = 1e-9
 
 ClientMachine = Union[InviteClientTransaction, NonInviteClientTransaction]
 ServerMachine = Union[InviteServerTransaction, NonInviteServerTransaction]
@@ -77,7 +83,9 @@ class RequestSender(Protocol):
 
     def send_request(self, request: Request, target: Target) -> Deferred[None]: ...
 
-    def send_response(self, response: Response, flow: Flow) -> Deferred[None]: ...
+    def encode_response(self, response: Response, flow: Flow) -> EncodedResponse: ...
+
+    def send_encoded_response(self, encoded: EncodedResponse, flow: Flow) -> Deferred[None]: ...
 
 
 class TransactionUser(Protocol):
@@ -94,11 +102,17 @@ class TransactionUser(Protocol):
 
 
 class _Transaction:
-    """Timers and effect bookkeeping shared by both kinds of transaction handle."""
+    """Timers and effect bookkeeping shared by both kinds of transaction handle.
+
+    Timers live in the layer's heap (:meth:`TransactionLayer._start_timer`), not in one
+    ``callLater`` each: ``_timers`` maps a running timer's letter to its sequence number there.
+    """
+
+    __slots__ = ("_busy", "_layer", "_timers", "_transport_failed", "terminated")
 
     def __init__(self, layer: TransactionLayer) -> None:
         self._layer = layer
-        self._timers: dict[Timer, IDelayedCall] = {}
+        self._timers: dict[str, int] = {}
         self._busy = False
         self._transport_failed = False
         self.terminated = False
@@ -116,20 +130,14 @@ class _Transaction:
             self._feed(self._machine_transport_error())
 
     def _apply(self, effect: Effect) -> None:
-        layer = self._layer
         if isinstance(effect, Transmit):
-            d = self._transmit(effect)
-            d.addErrback(self._send_failed)
+            self._transmit(effect).addErrback(self._send_failed)
+        elif isinstance(effect, Retransmit):
+            self._retransmit().addErrback(self._send_failed)
         elif isinstance(effect, StartTimer):
-            running = self._timers.pop(effect.timer, None)
-            if running is not None and running.active():
-                running.cancel()
-            delay = max(0.0, effect.at - layer.clock.seconds())
-            self._timers[effect.timer] = layer.clock.callLater(delay, self._fire, effect.timer)
+            self._timers[effect.timer.value] = self._layer._start_timer(self, effect)
         elif isinstance(effect, CancelTimer):
-            running = self._timers.pop(effect.timer, None)
-            if running is not None and running.active():
-                running.cancel()
+            self._timers.pop(effect.timer.value, None)
         elif isinstance(effect, DeliverToTU):
             self._deliver(effect)
         elif isinstance(effect, Failed):
@@ -140,9 +148,6 @@ class _Transaction:
             self._remove()
 
     def cancel_timers(self) -> None:
-        for running in self._timers.values():
-            if running.active():
-                running.cancel()
         self._timers.clear()
 
     def _send_failed(self, reason: Failure) -> None:
@@ -155,11 +160,13 @@ class _Transaction:
             self._feed(self._machine_transport_error())
 
     def _fire(self, timer: Timer) -> None:
-        self._timers.pop(timer, None)
         self._feed(self._machine_timer(timer))
 
     # Implemented by the two handles.
     def _transmit(self, effect: Transmit) -> Deferred[None]:
+        raise NotImplementedError
+
+    def _retransmit(self) -> Deferred[None]:
         raise NotImplementedError
 
     def _deliver(self, effect: DeliverToTU) -> None:
@@ -186,6 +193,8 @@ class ClientTransaction(_Transaction):
     :class:`~clearwater.errors.TransportError`. ``on_response`` (if given) sees every response
     passed up, provisional ones and 2xx retransmissions (RFC 6026 Accepted state) included.
     """
+
+    __slots__ = ("_on_response", "key", "machine", "request", "result", "target")
 
     def __init__(
         self,
@@ -270,37 +279,64 @@ class ServerTransaction(_Transaction):
 
     Answer it with :meth:`respond`. ``on_failure`` (if set) is told when the transaction fails:
     a transport error sending a response, or timer H (no ACK for a non-2xx final response).
+    The request itself goes to the TU (:meth:`TransactionUser.request_received`) and is not
+    kept here: a finished transaction lives on for up to 64*T1 to absorb retransmissions, and
+    on a loaded server those lingering messages would dominate the heap.
     """
+
+    __slots__ = (
+        "_failure_reported",
+        "_final_to_tag",
+        "_last",
+        "final_status",
+        "flow",
+        "key",
+        "machine",
+        "method",
+        "on_failure",
+    )
 
     def __init__(
         self,
         layer: TransactionLayer,
-        request: Request,
+        method: str,
         flow: Flow,
         key: Union[ServerKey, Rfc2543Key],
         machine: ServerMachine,
     ) -> None:
         super().__init__(layer)
-        self.request = request
+        self.method = method
         self.flow = flow
         self.key = key
         self.machine = machine
         self.on_failure: Optional[Callable[[FailureReason], None]] = None
         self._failure_reported = False
-        self.final_response: Optional[Response] = None
+        #: The status of the first final response sent, None until then.
+        self.final_status: Optional[int] = None
+        self._final_to_tag: Optional[str] = None
+        self._last: Optional[EncodedResponse] = None  # the last response sent, to retransmit
 
     def respond(self, response: Response) -> None:
         """Send a response (provisional or final). Raises ValueError when the state forbids it."""
         effects = self.machine.send_response(response, self._layer.clock.seconds())
-        if response.status >= 200 and self.final_response is None:
-            self.final_response = response
+        if response.status >= 200 and self.final_status is None:
+            self.final_status = response.status
+            if isinstance(self.key, Rfc2543Key):  # kept to match the ACK (§17.2.3)
+                self._final_to_tag = response.to.tag
         self._feed(effects)
 
     @override
     def _transmit(self, effect: Transmit) -> Deferred[None]:
         message = effect.message
         assert isinstance(message, Response)
-        return self._layer.transport.send_response(message, self.flow)
+        transport = self._layer.transport
+        self._last = encoded = transport.encode_response(message, self.flow)
+        return transport.send_encoded_response(encoded, self.flow)
+
+    @override
+    def _retransmit(self) -> Deferred[None]:
+        assert self._last is not None  # the machine retransmits only what it transmitted
+        return self._layer.transport.send_encoded_response(self._last, self.flow)
 
     @override
     def _deliver(self, effect: DeliverToTU) -> None:
@@ -358,6 +394,13 @@ class TransactionLayer:
         self._servers: dict[Union[ServerKey, Rfc2543Key], ServerTransaction] = {}
         #: Live client transactions by the connection their request went over (reliable only).
         self._by_connection: dict[tuple[str, str, int], set[ClientTransaction]] = {}
+        # Every transaction timer, as (deadline, sequence, transaction key, timer letter, is
+        # server): plain values, so the tens of thousands of timers of a loaded server cost the
+        # garbage collector nothing, and one clock call for the earliest. A stopped timer stays
+        # here until its deadline and is skipped (its sequence is no longer the transaction's).
+        self._timer_heap: list[tuple[float, int, object, str, bool]] = []
+        self._timer_seq = itertools.count()
+        self._wakeup: Optional[IDelayedCall] = None
 
     # ---- client side
 
@@ -387,7 +430,7 @@ class TransactionLayer:
             )
         tsx = ClientTransaction(self, request, target, machine, on_response)
         if tsx.key in self._clients:
-            raise ValueError("a client transaction with branch " + tsx.key.branch + " exists")
+            raise ValueError("a client transaction with branch " + tsx.key[0] + " exists")
         self._clients[tsx.key] = tsx
         if target.reliable:
             self._by_connection.setdefault(target.connection_key, set()).add(tsx)
@@ -433,7 +476,7 @@ class TransactionLayer:
             machine = NonInviteServerTransaction(
                 request, reliable=flow.reliable, settings=self.settings, now=now
             )
-        tsx = ServerTransaction(self, request, flow, key, machine)
+        tsx = ServerTransaction(self, request.method, flow, key, machine)
         self._servers[key] = tsx
         tsx._feed(machine.start(now))
         self.tu.request_received(tsx, request)
@@ -442,8 +485,7 @@ class TransactionLayer:
     def _ack_matches(tsx: ServerTransaction, ack: Request) -> bool:
         if not isinstance(tsx.key, Rfc2543Key):
             return True
-        sent = tsx.final_response
-        return sent is not None and sent.to.tag == ack.to.tag
+        return tsx.final_status is not None and tsx._final_to_tag == ack.to.tag
 
     def connection_lost(self, keys: list[tuple[str, str, int]]) -> None:
         """A connection closed: transactions still waiting on it fail (RFC 3261 §17.1.4).
@@ -462,6 +504,48 @@ class TransactionLayer:
         self._clients.clear()
         self._servers.clear()
         self._by_connection.clear()
+        self._timer_heap.clear()
+        if self._wakeup is not None and self._wakeup.active():
+            self._wakeup.cancel()
+        self._wakeup = None
+
+    # ---- timers
+
+    def _start_timer(self, tsx: _Transaction, effect: StartTimer) -> int:
+        """Queue ``effect``'s timer for ``tsx``; returns its sequence number."""
+        seq = next(self._timer_seq)
+        key = tsx.key if isinstance(tsx, (ClientTransaction, ServerTransaction)) else None
+        entry = (effect.at, seq, key, effect.timer.value, isinstance(tsx, ServerTransaction))
+        heapq.heappush(self._timer_heap, entry)
+        if self._timer_heap[0] is entry:
+            self._schedule_wakeup()
+        return seq
+
+    def _schedule_wakeup(self) -> None:
+        at = self._timer_heap[0][0]
+        call = self._wakeup
+        if call is not None and call.active():
+            if call.getTime() <= at:
+                return
+            call.cancel()
+        self._wakeup = self.clock.callLater(max(0.0, at - self.clock.seconds()), self._run_timers)
+
+    def _run_timers(self) -> None:
+        self._wakeup = None
+        heap = self._timer_heap
+        now = self.clock.seconds() + _TIMER_SLACK
+        while heap and heap[0][0] <= now:
+            _, seq, key, letter, server = heapq.heappop(heap)
+            tsx: Optional[_Transaction] = (self._servers if server else self._clients).get(key)  # type: ignore[call-overload]
+            if tsx is None or tsx._timers.get(letter) != seq:
+                continue
+            del tsx._timers[letter]
+            try:
+                tsx._fire(Timer(letter))
+            except Exception:
+                _log.failure("transaction timer {timer} failed", timer=letter)
+        if heap:
+            self._schedule_wakeup()
 
     # ---- lookups
 

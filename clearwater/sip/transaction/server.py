@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import ClassVar, Optional
+from typing import ClassVar
 
-from clearwater.sip._message import Headers, Message, Request, Response
+from clearwater.sip._message import Headers, Request, Response
 from clearwater.sip.headers import header_key
 from clearwater.sip.transaction._effects import (
     DeliverToTU,
@@ -34,6 +34,7 @@ from clearwater.sip.transaction._effects import (
     Failed,
     FailureReason,
     Handler,
+    Retransmit,
     S,
     Transmit,
     _TransactionBase,
@@ -76,7 +77,18 @@ def _status_class(response: Response) -> int:
 
 
 class _ServerTransaction(_TransactionBase[S]):
-    """What both server transactions share: TU responses that are not allowed raise."""
+    """What both server transactions share: TU responses that are not allowed raise.
+
+    A server machine keeps no message: it asks for the last response it transmitted to be sent
+    again (:class:`Retransmit`), which the caller keeps as bytes. A loaded server holds each
+    finished transaction for up to 64*T1 (timers J and L), so this is most of its memory.
+    """
+
+    __slots__ = ("_provisional_sent",)
+
+    def __init__(self, *, reliable: bool, settings: TimerSettings, state: S) -> None:
+        super().__init__(reliable=reliable, settings=settings, state=state)
+        self._provisional_sent = False
 
     def _from_tu(self, event: enum.Enum, response: Response, now: float) -> list[Effect]:
         self._check_started()
@@ -134,6 +146,7 @@ class InviteServerTransaction(_ServerTransaction[IstState]):
     it out only when the TU will respond within 200 ms.
     """
 
+    __slots__ = ("_trying",)
     _TERMINATED = IstState.TERMINATED
 
     def __init__(
@@ -145,22 +158,19 @@ class InviteServerTransaction(_ServerTransaction[IstState]):
         now: float,
         send_trying: bool = True,
     ) -> None:
-        super().__init__(
-            request, reliable=reliable, settings=settings, now=now, state=IstState.PROCEEDING
-        )
-        self._send_trying = send_trying
-        self._provisional: Optional[Message] = None  # the last provisional response sent
-        self._final: Optional[Message] = None  # the 300-699 response sent
+        super().__init__(reliable=reliable, settings=settings, state=IstState.PROCEEDING)
+        self._trying = build_response(request, 100, "Trying") if send_trying else None
 
     # ---- inputs
 
     def start(self, now: float) -> list[Effect]:
-        """Send the 100 (Trying) unless ``send_trying`` is false (§17.2.1)."""
+        """Send the 100 (Trying) unless ``send_trying`` was false (§17.2.1)."""
         self._begin()
-        if not self._send_trying:
+        trying, self._trying = self._trying, None
+        if trying is None:
             return []
-        self._provisional = build_response(self._request, 100, "Trying")
-        return [Transmit(self._provisional)]
+        self._provisional_sent = True
+        return [Transmit(trying)]
 
     def receive_request(self, request: Request, now: float) -> list[Effect]:
         """A retransmission of the INVITE, or the ACK (matched by the layer, §17.2.3)."""
@@ -190,10 +200,10 @@ class InviteServerTransaction(_ServerTransaction[IstState]):
     # ---- transitions
 
     def _resend_provisional(self, request: Request, now: float) -> list[Effect]:
-        return [] if self._provisional is None else [Transmit(self._provisional)]
+        return [Retransmit()] if self._provisional_sent else []
 
     def _send_provisional(self, response: Response, now: float) -> list[Effect]:
-        self._provisional = response
+        self._provisional_sent = True
         return [Transmit(response)]
 
     def _accept(self, response: Response, now: float) -> list[Effect]:
@@ -203,7 +213,6 @@ class InviteServerTransaction(_ServerTransaction[IstState]):
 
     def _complete(self, response: Response, now: float) -> list[Effect]:
         # Timer G (unreliable only) retransmits the response, timer H waits for the ACK.
-        self._final = response
         self._state = IstState.COMPLETED
         return [
             Transmit(response),
@@ -212,13 +221,11 @@ class InviteServerTransaction(_ServerTransaction[IstState]):
         ]
 
     def _resend_final(self, request: Request, now: float) -> list[Effect]:
-        assert self._final is not None
-        return [Transmit(self._final)]
+        return [Retransmit()]
 
     def _retransmit_final(self, _: None, now: float) -> list[Effect]:
         # Timer G: retransmit, interval MIN(2*interval, T2).
-        assert self._final is not None
-        return [Transmit(self._final), *self._restart(Timer.G, now, self._next_interval(Timer.G))]
+        return [Retransmit(), *self._restart(Timer.G, now, self._next_interval(Timer.G))]
 
     def _confirm(self, ack: Request, now: float) -> list[Effect]:
         # Timer I (T4) absorbs ACK retransmissions; zero on a reliable transport.
@@ -291,6 +298,7 @@ class NistInput(enum.Enum):
 class NonInviteServerTransaction(_ServerTransaction[NistState]):
     """The non-INVITE server transaction (RFC 3261 §17.2.2, RFC 4320 §4.1)."""
 
+    __slots__ = ("_trying_allowed_at",)
     _TERMINATED = NistState.TERMINATED
 
     def __init__(
@@ -301,11 +309,8 @@ class NonInviteServerTransaction(_ServerTransaction[NistState]):
         settings: TimerSettings = _DEFAULT_SETTINGS,
         now: float,
     ) -> None:
-        super().__init__(
-            request, reliable=reliable, settings=settings, now=now, state=NistState.TRYING
-        )
-        self._provisional: Optional[Message] = None  # the last provisional response sent
-        self._final: Optional[Message] = None  # the final response sent
+        """``request`` is the request that created the transaction; nothing of it is kept."""
+        super().__init__(reliable=reliable, settings=settings, state=NistState.TRYING)
         self._trying_allowed_at = now + _timer_e_reaches_t2(settings)
 
     # ---- inputs
@@ -344,22 +349,19 @@ class NonInviteServerTransaction(_ServerTransaction[NistState]):
         # would have reached T2; such a 100 is not sent and changes nothing.
         if not self._reliable and now < self._trying_allowed_at:
             return []
-        self._provisional = response
+        self._provisional_sent = True
         self._state = NistState.PROCEEDING
         return [Transmit(response)]
 
     def _resend_provisional(self, request: Request, now: float) -> list[Effect]:
-        assert self._provisional is not None
-        return [Transmit(self._provisional)]
+        return [Retransmit()]
 
     def _complete(self, response: Response, now: float) -> list[Effect]:
         # Timer J (64*T1) absorbs request retransmissions; zero on a reliable transport.
-        self._final = response
         return [Transmit(response), *self._wait_or_terminate(NistState.COMPLETED, Timer.J, now)]
 
     def _resend_final(self, request: Request, now: float) -> list[Effect]:
-        assert self._final is not None
-        return [Transmit(self._final)]
+        return [Retransmit()]
 
     def _transport_failed(self, _: None, now: float) -> list[Effect]:
         return self._terminate(Failed(FailureReason.TRANSPORT_ERROR))

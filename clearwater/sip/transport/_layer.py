@@ -63,6 +63,7 @@ from clearwater.sip.transport._types import (
     DEFAULT_PORTS,
     RELIABLE_TRANSPORTS,
     TRANSPORTS,
+    EncodedResponse,
     Flow,
     Target,
     is_ip_literal,
@@ -337,18 +338,33 @@ class TransportLayer:
 
     def send_response(self, response: Response, flow: Flow) -> Deferred[None]:
         """Send a response to the request that arrived on ``flow``. Fails with TransportError."""
+        return self.send_encoded_response(self.encode_response(response, flow), flow)
+
+    def encode_response(self, response: Response, flow: Flow) -> EncodedResponse:
+        """``response``'s bytes and where §18.2.2 sends them if ``flow``'s connection is gone
+        (reliable) or always (UDP: ``maddr``, else ``received``, else the Via host; ``rport``,
+        else the Via port)."""
         data = response.to_bytes()
         via = response.top_via
+        if flow.reliable:
+            host = via.received or via.host
+            return (data, host, via.port or DEFAULT_PORTS[flow.transport], via.host)
+        host = via.param("maddr") or via.received or via.host
+        rport = via.rport
+        port = int(rport) if rport and rport.isdigit() else via.port or 5060
+        return (data, host, port, "")
+
+    def send_encoded_response(self, encoded: EncodedResponse, flow: Flow) -> Deferred[None]:
+        """Send (or send again) an encoded response: on ``flow``'s connection while it is
+        open, else to the address :meth:`encode_response` worked out."""
+        data, host, port, server_name = encoded
         if flow.reliable:
             connection = self._connections.get(flow.connection_key)
             if connection is not None and not connection.closed:
                 return self._count_send(connection.send(data), flow.transport, len(data))
-            host = via.received or via.host
-            port = via.port or DEFAULT_PORTS[flow.transport]
-            return self._send(data, Target(flow.transport, host, port, server_name=via.host), flow)
-        host = via.param("maddr") or via.received or via.host
-        rport = via.rport
-        port = int(rport) if rport and rport.isdigit() else via.port or 5060
+            return self._send(
+                data, Target(flow.transport, host, port, server_name=server_name), flow
+            )
         return self._send(data, Target("UDP", host, port), flow)
 
     # ---- the send path
@@ -434,8 +450,11 @@ class TransportLayer:
 
     # ---- receiving
 
-    def message_received(self, data: bytes, flow: Flow, reply: Callable[[bytes], object]) -> None:
-        """One whole message arrived on ``flow``; ``reply`` sends bytes straight back."""
+    def message_received(
+        self, data: bytes, flow: Flow, reply: Callable[[bytes, Flow], object]
+    ) -> None:
+        """One whole message arrived on ``flow``; ``reply(data, flow)`` sends bytes straight
+        back (a rejection)."""
         stats = self.stats[flow.transport]
         stats.messages_received += 1
         stats.bytes_received += len(data)
@@ -449,7 +468,7 @@ class TransportLayer:
                 _log.debug("dropped malformed message from {flow}: {reason}", flow=flow, reason=e)
             else:
                 stats.rejected += 1
-                reply(rejection)
+                reply(rejection, flow)
             return
         receiver = self.receiver
         if receiver is None:
@@ -680,7 +699,7 @@ class _Connection:
         assert self.flow is not None
         self.layer.message_received(data, self.flow, self._reply)
 
-    def _reply(self, data: bytes) -> None:
+    def _reply(self, data: bytes, flow: Flow) -> None:
         if self._write is not None and not self.closed:
             self._write(data)
 
@@ -833,12 +852,18 @@ class _ClientFactory(ClientFactory):
 # ---- UDP
 
 
+_MAX_FLOWS = 4096
+
+
 class _UdpProtocol(DatagramProtocol):
     """SIP over UDP: one datagram, one message (RFC 3261 §18.3)."""
 
     def __init__(self, layer: TransportLayer) -> None:
         self._layer = layer
         self._local: Optional[tuple[str, int]] = None
+        # One Flow per remote address, shared by its messages (and by the transactions that
+        # keep one), up to _MAX_FLOWS addresses; then the cache starts again.
+        self._flows: dict[tuple[str, int], Flow] = {}
 
     @override
     def startProtocol(self) -> None:
@@ -849,12 +874,14 @@ class _UdpProtocol(DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
         if not datagram.strip(b"\r\n \t"):  # keep-alive noise (RFC 5626 §4.4.1 uses STUN)
             return
-        local_host, local_port = self._local or ("0.0.0.0", 0)
-        flow = Flow("UDP", addr[0], addr[1], local_host, local_port)
-        transport = self.transport
+        flow = self._flows.get(addr)
+        if flow is None:
+            if len(self._flows) >= _MAX_FLOWS:
+                self._flows.clear()
+            local_host, local_port = self._local or ("0.0.0.0", 0)
+            flow = self._flows[addr] = Flow("UDP", addr[0], addr[1], local_host, local_port)
+        self._layer.message_received(datagram, flow, self._reply)
 
-        def reply(data: bytes) -> None:
-            if transport is not None:
-                transport.write(data, addr)
-
-        self._layer.message_received(datagram, flow, reply)
+    def _reply(self, data: bytes, flow: Flow) -> None:
+        if self.transport is not None:
+            self.transport.write(data, (flow.remote_host, flow.remote_port))

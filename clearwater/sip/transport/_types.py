@@ -24,6 +24,7 @@ __all__ = [
     "RELIABLE_TRANSPORTS",
     "SECURE_TRANSPORTS",
     "TRANSPORTS",
+    "EncodedResponse",
     "Flow",
     "Target",
     "is_ip_literal",
@@ -90,6 +91,14 @@ class Target:
     def __str__(self) -> str:
         host = "[" + self.host + "]" if ":" in self.host else self.host
         return self.transport.lower() + ":" + host + ":" + str(self.port)
+
+
+#: A response as put on the wire and where RFC 3261 §18.2.2 sends it: ``(bytes, host, port,
+#: server_name)``, the server name being what a TLS peer's certificate must match if a new
+#: connection is needed ("" for UDP). A server transaction keeps this, not the parsed response,
+#: to retransmit: a plain tuple of bytes, strings and an int is not tracked by the cyclic
+#: garbage collector, and a finished transaction lingers for 64*T1.
+EncodedResponse = tuple[bytes, str, int, str]
 
 
 @attrs.frozen

@@ -111,7 +111,9 @@ class Timeline:
         while self.timers and min(self.timers.values()) <= until:
             self.fire_next(fire)
 
-    def times(self, kind: type, timer: Optional[Timer] = None) -> list[float]:
+    def times(
+        self, kind: Union[type, tuple[type, ...]], timer: Optional[Timer] = None
+    ) -> list[float]:
         """When effects of ``kind`` happened (for StartTimer/CancelTimer: of ``timer`` only)."""
         return [
             t

@@ -19,6 +19,7 @@ from clearwater.sip.transaction._effects import (
     Effect,
     Failed,
     FailureReason,
+    Retransmit,
     StartTimer,
     Terminated,
     Transmit,
@@ -138,7 +139,7 @@ I = IstInput  # noqa: E741
 _TU = (I.TU_1XX, I.TU_2XX, I.TU_3XX_6XX)
 IST_EXPECTED: dict[tuple[IstState, IstInput], Expected] = {
     # Proceeding: no timer runs; the 100 (Trying) was sent by start()
-    (S.PROCEEDING, I.INVITE): ([Transmit(TRYING)], S.PROCEEDING),
+    (S.PROCEEDING, I.INVITE): ([Retransmit()], S.PROCEEDING),
     (S.PROCEEDING, I.ACK): IGNORED,
     (S.PROCEEDING, I.TU_1XX): ([Transmit(R180)], S.PROCEEDING),
     (S.PROCEEDING, I.TU_2XX): ([Transmit(R200), StartTimer(Timer.L, NOW + 32)], S.ACCEPTED),
@@ -152,10 +153,10 @@ IST_EXPECTED: dict[tuple[IstState, IstInput], Expected] = {
     (S.PROCEEDING, I.TIMER_L): IGNORED,
     (S.PROCEEDING, I.TRANSPORT_ERROR): ([_TRANSPORT], S.PROCEEDING),  # RFC 6026 §7.1
     # Completed: G and H run
-    (S.COMPLETED, I.INVITE): ([Transmit(R486)], S.COMPLETED),
+    (S.COMPLETED, I.INVITE): ([Retransmit()], S.COMPLETED),
     (S.COMPLETED, I.ACK): ([_G, _H, StartTimer(Timer.I, NOW + 5)], S.CONFIRMED),
     **{(S.COMPLETED, i): RAISES for i in _TU},
-    (S.COMPLETED, I.TIMER_G): ([Transmit(R486), StartTimer(Timer.G, NOW + 1.0)], S.COMPLETED),
+    (S.COMPLETED, I.TIMER_G): ([Retransmit(), StartTimer(Timer.G, NOW + 1.0)], S.COMPLETED),
     (S.COMPLETED, I.TIMER_H): ([_G, _TIMEOUT, Terminated()], S.TERMINATED),
     (S.COMPLETED, I.TIMER_I): IGNORED,
     (S.COMPLETED, I.TIMER_L): IGNORED,
@@ -255,12 +256,12 @@ NIST_EXPECTED: dict[tuple[NistState, NistInput], Expected] = {
     (N.TRYING, J.TU_FINAL): _NIST_COMPLETE,
     (N.TRYING, J.TIMER_J): IGNORED,
     (N.TRYING, J.TRANSPORT_ERROR): ([_TRANSPORT, Terminated()], N.TERMINATED),
-    (N.PROCEEDING, J.REQUEST): ([Transmit(B100)], N.PROCEEDING),
+    (N.PROCEEDING, J.REQUEST): ([Retransmit()], N.PROCEEDING),
     (N.PROCEEDING, J.TU_1XX): ([Transmit(B100)], N.PROCEEDING),
     (N.PROCEEDING, J.TU_FINAL): _NIST_COMPLETE,
     (N.PROCEEDING, J.TIMER_J): IGNORED,
     (N.PROCEEDING, J.TRANSPORT_ERROR): ([_TRANSPORT, Terminated()], N.TERMINATED),
-    (N.COMPLETED, J.REQUEST): ([Transmit(B200)], N.COMPLETED),
+    (N.COMPLETED, J.REQUEST): ([Retransmit()], N.COMPLETED),
     (N.COMPLETED, J.TU_1XX): RAISES,
     (N.COMPLETED, J.TU_FINAL): RAISES,
     (N.COMPLETED, J.TIMER_J): ([Terminated()], N.TERMINATED),
@@ -292,7 +293,6 @@ def test_nist_table_is_the_expected_rows() -> None:
 def test_ist_start_sends_100_trying_built_from_the_request() -> None:
     machine = InviteServerTransaction(INVITE, reliable=False, now=0.0)
     assert machine.state is IstState.PROCEEDING
-    assert machine.request is INVITE
     effects = machine.start(0.0)
     assert effects == [Transmit(TRYING)]
     trying = effects[0].message  # type: ignore[union-attr]
@@ -304,7 +304,7 @@ def test_ist_without_trying_resends_nothing_until_a_provisional() -> None:
     machine = _ist(send_trying=False)
     assert machine.receive_request(INVITE, 1.0) == []
     machine.send_response(R180, 2.0)
-    assert machine.receive_request(INVITE, 3.0) == [Transmit(R180)]
+    assert machine.receive_request(INVITE, 3.0) == [Retransmit()]
 
 
 def test_ist_resends_the_latest_provisional() -> None:
@@ -312,7 +312,7 @@ def test_ist_resends_the_latest_provisional() -> None:
     machine.send_response(R180, 1.0)
     r183 = make_response(INVITE, 183)
     machine.send_response(r183, 2.0)
-    assert machine.receive_request(INVITE, 3.0) == [Transmit(r183)]
+    assert machine.receive_request(INVITE, 3.0) == [Retransmit()]
 
 
 def test_ist_rejects_other_methods() -> None:
@@ -325,7 +325,19 @@ def test_ist_timer_g_capped_at_t2_and_timer_h() -> None:
     timeline = Timeline()
     timeline.apply(machine.send_response(R486, 0.0))
     timeline.run(machine.timer_fired)
-    assert timeline.times(Transmit) == [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
+    assert timeline.times((Transmit, Retransmit)) == [
+        0.0,
+        0.5,
+        1.5,
+        3.5,
+        7.5,
+        11.5,
+        15.5,
+        19.5,
+        23.5,
+        27.5,
+        31.5,
+    ]
     assert timeline.log[-3:] == [(32.0, _G), (32.0, _TIMEOUT), (32.0, Terminated())]
 
 
@@ -336,7 +348,7 @@ def test_ist_custom_settings() -> None:
     timeline = Timeline()
     timeline.apply(machine.send_response(R486, 0.0))
     timeline.run(machine.timer_fired, until=1.55)
-    assert timeline.times(Transmit) == pytest.approx([0.0, 0.1, 0.3, 0.7, 1.1, 1.5])
+    assert timeline.times((Transmit, Retransmit)) == pytest.approx([0.0, 0.1, 0.3, 0.7, 1.1, 1.5])
     timeline.apply(machine.receive_request(ACK, 1.6))
     timeline.run(machine.timer_fired)
     assert timeline.log[-1][0] == pytest.approx(2.6)  # timer I = T4

@@ -24,6 +24,7 @@ from clearwater.sip.transaction._effects import (
     DeliverToTU,
     Effect,
     Failed,
+    Retransmit,
     StartTimer,
     Terminated,
     Transmit,
@@ -69,6 +70,7 @@ class _TransactionModel(RuleBasedStateMachine):
     """The simulated clock, the model of running timers and the checks every machine shares."""
 
     machine: Machine
+    request: Request
 
     def __init__(self) -> None:
         super().__init__()
@@ -231,15 +233,13 @@ class _ServerModel(_TransactionModel):
 
     @rule()
     def retransmission(self) -> None:
-        self.check(self.server.receive_request(self.server.request, self.now))
+        self.check(self.server.receive_request(self.request, self.now))
 
     @rule(status=STATUSES)
     def tu_response(self, status: int) -> None:
         state = self.server.state
         try:
-            effects = self.server.send_response(
-                make_response(self.server.request, status), self.now
-            )
+            effects = self.server.send_response(make_response(self.request, status), self.now)
         except ValueError:
             assert self.server.state is state
             return
@@ -252,11 +252,15 @@ class _ServerModel(_TransactionModel):
         if isinstance(effect, Transmit):
             assert isinstance(effect.message, Response)
             self.transmitted.append(effect.message)
+        elif isinstance(effect, Retransmit):
+            assert self.transmitted, "Retransmit before any response was sent"
+            assert self.transmitted[-1].status != 100 or not self.finals
 
 
 class InviteServerModel(_ServerModel):
     @initialize(reliable=st.booleans(), settings=SETTINGS, send_trying=st.booleans())
     def create(self, reliable: bool, settings: TimerSettings, send_trying: bool) -> None:
+        self.request = INVITE
         self.start_machine(
             InviteServerTransaction(
                 INVITE, reliable=reliable, settings=settings, now=0.0, send_trying=send_trying
@@ -284,6 +288,7 @@ class NonInviteServerModel(_ServerModel):
     def create(self, reliable: bool, settings: TimerSettings) -> None:
         self.reliable = reliable
         self.settings = settings
+        self.request = OPTIONS
         self.start_machine(
             NonInviteServerTransaction(OPTIONS, reliable=reliable, settings=settings, now=0.0)
         )
