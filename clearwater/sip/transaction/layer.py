@@ -55,7 +55,11 @@ from clearwater.sip.transaction.keys import (
     client_key,
     server_key,
 )
-from clearwater.sip.transaction.server import InviteServerTransaction, NonInviteServerTransaction
+from clearwater.sip.transaction.server import (
+    InviteServerTransaction,
+    NonInviteServerTransaction,
+    build_response,
+)
 from clearwater.sip.transaction.timers import Timer, TimerSettings
 from clearwater.sip.transport._types import EncodedResponse, Flow, Target
 
@@ -289,6 +293,7 @@ class ServerTransaction(_Transaction):
         "_final_to_tag",
         "_last",
         "final_status",
+        "responded",
         "flow",
         "key",
         "machine",
@@ -311,7 +316,8 @@ class ServerTransaction(_Transaction):
         self.machine = machine
         self.on_failure: Optional[Callable[[FailureReason], None]] = None
         self._failure_reported = False
-        #: The status of the first final response sent, None until then.
+        #: Whether the TU has sent any response; the status of the first final one.
+        self.responded = False
         self.final_status: Optional[int] = None
         self._final_to_tag: Optional[str] = None
         self._last: Optional[EncodedResponse] = None  # the last response sent, to retransmit
@@ -319,6 +325,7 @@ class ServerTransaction(_Transaction):
     def respond(self, response: Response) -> None:
         """Send a response (provisional or final). Raises ValueError when the state forbids it."""
         effects = self.machine.send_response(response, self._layer.clock.seconds())
+        self.responded = True
         if response.status >= 200 and self.final_status is None:
             self.final_status = response.status
             if isinstance(self.key, Rfc2543Key):  # kept to match the ACK (§17.2.3)
@@ -463,14 +470,12 @@ class TransactionLayer:
             tsx.request_received(request)  # a retransmission
             return
         now = self.clock.seconds()
+        invite = request.method == "INVITE"
         machine: ServerMachine
-        if request.method == "INVITE":
+        if invite:
+            # The 100 (Trying) is sent below, once the TU has had its chance to answer at once.
             machine = InviteServerTransaction(
-                request,
-                reliable=flow.reliable,
-                settings=self.settings,
-                now=now,
-                send_trying=self.send_trying,
+                request, reliable=flow.reliable, settings=self.settings, now=now, send_trying=False
             )
         else:
             machine = NonInviteServerTransaction(
@@ -479,7 +484,13 @@ class TransactionLayer:
         tsx = ServerTransaction(self, request.method, flow, key, machine)
         self._servers[key] = tsx
         tsx._feed(machine.start(now))
-        self.tu.request_received(tsx, request)
+        try:
+            self.tu.request_received(tsx, request)
+        finally:
+            # §17.2.1: a 100 (Trying) unless the TU will answer within 200 ms; here it is known
+            # whether it already has. A TU that answers later gets the 100 now.
+            if invite and self.send_trying and not tsx.responded and not tsx.terminated:
+                tsx.respond(build_response(request, 100, "Trying"))
 
     @staticmethod
     def _ack_matches(tsx: ServerTransaction, ack: Request) -> bool:

@@ -26,8 +26,7 @@ import enum
 from collections.abc import Mapping
 from typing import ClassVar
 
-from clearwater.sip._message import Headers, Request, Response
-from clearwater.sip.headers import header_key
+from clearwater.sip._message import Request, Response
 from clearwater.sip.transaction._effects import (
     DeliverToTU,
     Effect,
@@ -63,11 +62,7 @@ def build_response(request: Request, status: int, reason: str) -> Response:
     Copies every Via in order, From, To (no tag is added), Call-ID, CSeq and any Timestamp
     (§8.2.6.1), each line as written. The IST uses it for its 100 (Trying) (§17.2.1).
     """
-    headers = Headers()
-    for key in _COPIED:
-        for name, value in request.headers:
-            if header_key(name) == key:
-                headers.add(name, value)
+    headers = request.headers.copy_of(_COPIED)
     headers.add("Content-Length", "0")
     return Response(status, reason, headers)
 

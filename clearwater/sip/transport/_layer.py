@@ -66,6 +66,7 @@ from clearwater.sip.transport._types import (
     EncodedResponse,
     Flow,
     Target,
+    _unbracket,
     is_ip_literal,
 )
 from clearwater.sip.transport._ws import WebSocketSipProtocol
@@ -348,11 +349,11 @@ class TransportLayer:
         via = response.top_via
         if flow.reliable:
             host = via.received or via.host
-            return (data, host, via.port or DEFAULT_PORTS[flow.transport], via.host)
+            return (data, _unbracket(host), via.port or DEFAULT_PORTS[flow.transport], via.host)
         host = via.param("maddr") or via.received or via.host
         rport = via.rport
         port = int(rport) if rport and rport.isdigit() else via.port or 5060
-        return (data, host, port, "")
+        return (data, _unbracket(host), port, "")
 
     def send_encoded_response(self, encoded: EncodedResponse, flow: Flow) -> Deferred[None]:
         """Send (or send again) an encoded response: on ``flow``'s connection while it is
@@ -365,18 +366,21 @@ class TransportLayer:
             return self._send(
                 data, Target(flow.transport, host, port, server_name=server_name), flow
             )
-        return self._send(data, Target("UDP", host, port), flow)
+        if not is_ip_literal(host):
+            return self._not_resolved("UDP", host)
+        return self._send_datagram(data, host, port, flow)
 
     # ---- the send path
 
+    def _not_resolved(self, transport: str, host: str) -> Deferred[None]:
+        self.stats[transport].send_errors += 1
+        return fail(TransportError("cannot send to a host name, resolve it first: " + host))
+
     def _send(self, data: bytes, target: Target, flow: Optional[Flow]) -> Deferred[None]:
         if not is_ip_literal(target.host):
-            self.stats[target.transport].send_errors += 1
-            return fail(
-                TransportError("cannot send to a host name, resolve it first: " + target.host)
-            )
+            return self._not_resolved(target.transport, target.host)
         if target.transport == "UDP":
-            return self._send_datagram(data, target, flow)
+            return self._send_datagram(data, target.host, target.port, flow)
         connection = self._connections.get(target.connection_key)
         if connection is None or connection.closed:
             if len(self._all_connections) >= self.settings.max_connections:
@@ -398,7 +402,9 @@ class TransportLayer:
 
         return d.addCallbacks(sent, failed)
 
-    def _send_datagram(self, data: bytes, target: Target, flow: Optional[Flow]) -> Deferred[None]:
+    def _send_datagram(
+        self, data: bytes, host: str, port: int, flow: Optional[Flow]
+    ) -> Deferred[None]:
         stats = self.stats["UDP"]
         listener = None
         if flow is not None and flow.transport == "UDP":
@@ -411,15 +417,16 @@ class TransportLayer:
                     listener = candidate
                     break
         if listener is None:
-            listener = self._listener_for("UDP", _is_ipv6(target.host))
+            listener = self._listener_for("UDP", _is_ipv6(host))
         if listener is None or listener.udp is None or listener.udp.transport is None:
             stats.send_errors += 1
             return fail(TransportError("no UDP listener to send from"))
         try:
-            listener.udp.transport.write(data, (target.host, target.port))
+            listener.udp.transport.write(data, (host, port))
         except Exception as e:
             stats.send_errors += 1
-            return fail(TransportError("UDP send to " + str(target) + " failed: " + str(e)))
+            where = str(Target("UDP", host, port))
+            return fail(TransportError("UDP send to " + where + " failed: " + str(e)))
         stats.messages_sent += 1
         stats.bytes_sent += len(data)
         return succeed(None)

@@ -418,6 +418,27 @@ def test_copy_is_independent() -> None:
     assert copy != original
 
 
+def test_copy_of_groups_lines_by_key_and_keeps_typed_values() -> None:
+    message = parse_message(
+        b"OPTIONS sip:b@example.com SIP/2.0\r\n"
+        b"v:  SIP/2.0/UDP a.example.com;branch=z9hG4bK1\r\n"
+        b"To: <sip:b@example.com>\r\n"
+        b"Via: SIP/2.0/TCP c.example.com;branch=z9hG4bK2\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\n"
+        b"Call-ID: x\r\nCSeq: 1 OPTIONS\r\nSubject: not copied\r\n\r\n"
+    )
+    headers = message.headers.copy_of(("via", "from", "to"))
+    assert list(headers) == [
+        ("v", "SIP/2.0/UDP a.example.com;branch=z9hG4bK1"),
+        ("Via", "SIP/2.0/TCP c.example.com;branch=z9hG4bK2"),
+        ("From", "<sip:a@example.com>;tag=1"),
+        ("To", "<sip:b@example.com>"),
+    ]
+    assert headers.parsed(h.VIA)[0] is message.top_via  # parsed once, shared
+    headers.set("To", "<sip:c@example.com>")
+    assert str(message.to.uri) == "sip:b@example.com"
+
+
 def test_non_utf8_bytes_survive() -> None:
     data = _replace(b"X-Custom:   odd   spacing  ", b"X-Custom: \xff\xfe latin \xe9")
     m = _request(data)

@@ -234,7 +234,7 @@ class CallTests(SynchronousTestCase):
         call.on_provisional = lambda r: provisional.append(r.status)
         net.pump()
         dialog = self.successResultOf(call.answered)
-        assert provisional == [100, 180]
+        assert provisional == [180]
         uas = incoming[0]
         ack = self.successResultOf(uas.acked)
         assert ack.cseq.seq == 1 and ack.cseq.method == "ACK"
@@ -246,14 +246,28 @@ class CallTests(SynchronousTestCase):
         self.successResultOf(uas.dialog.terminated)
         self.successResultOf(dialog.terminated)
         assert methods(net.sent_by(0)) == ["INVITE", "ACK", "BYE"]
-        assert methods(net.sent_by(1)) == ["100 INVITE", "180 INVITE", "200 INVITE", "200 BYE"]
+        # No 100 (Trying): the handler answered at once (RFC 3261 §17.2.1).
+        assert methods(net.sent_by(1)) == ["180 INVITE", "200 INVITE", "200 BYE"]
+
+    def test_trying_is_sent_at_once_when_the_handler_answers_later(self) -> None:
+        later: list[IncomingRequest] = []
+        net = Network(later.append)
+        call = net.alice.invite(BOB, body=SDP)
+        net.pump()
+        assert methods(net.sent_by(1)) == ["100 INVITE"]
+        trying = parse_message(net.sent_by(1)[0])
+        assert isinstance(trying, Response) and trying.to.tag is None
+        later[0].respond(200, body=SDP, content_type="application/sdp")
+        net.pump()
+        self.successResultOf(call.answered)
+        assert methods(net.sent_by(1)) == ["100 INVITE", "200 INVITE"]
 
     def test_echoed_sdp(self) -> None:
         net = Network()
         call = net.alice.invite(BOB, body=SDP)
         net.pump()
         self.successResultOf(call.answered)
-        final = parse_message(net.sent_by(1)[2])
+        final = parse_message(net.sent_by(1)[1])
         assert final.body == SDP
         assert final.headers.get("Content-Type") == "application/sdp"
 
@@ -307,7 +321,7 @@ class CallTests(SynchronousTestCase):
         cancel = self.successResultOf(uas[0].cancelled)
         assert cancel.method == "CANCEL"
         assert methods(net.sent_by(0)) == ["INVITE", "CANCEL", "ACK"]
-        assert methods(net.sent_by(1)) == ["100 INVITE", "180 INVITE", "200 CANCEL", "487 INVITE"]
+        assert methods(net.sent_by(1)) == ["180 INVITE", "200 CANCEL", "487 INVITE"]
 
     def test_cancel_for_an_unknown_invite_gets_481(self) -> None:
         net = Network()
