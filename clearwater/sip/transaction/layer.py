@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable, Optional, Protocol, Union
+from collections.abc import Mapping
+from typing import Any, Callable, Optional, Protocol, Union
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -112,7 +113,9 @@ class _Transaction:
     ``callLater`` each: ``_timers`` maps a running timer's letter to its sequence number there.
     """
 
-    __slots__ = ("_busy", "_layer", "_timers", "_transport_failed", "terminated")
+    __slots__ = ("_busy", "_layer", "_timers", "_transport_failed", "key", "terminated")
+
+    key: Union[ClientKey, ServerKey, Rfc2543Key]  # where the layer keeps it
 
     def __init__(self, layer: TransactionLayer) -> None:
         self._layer = layer
@@ -198,7 +201,9 @@ class ClientTransaction(_Transaction):
     passed up, provisional ones and 2xx retransmissions (RFC 6026 Accepted state) included.
     """
 
-    __slots__ = ("_on_response", "key", "machine", "request", "result", "target")
+    __slots__ = ("_on_response", "machine", "request", "result", "target")
+
+    key: ClientKey
 
     def __init__(
         self,
@@ -293,13 +298,14 @@ class ServerTransaction(_Transaction):
         "_final_to_tag",
         "_last",
         "final_status",
-        "responded",
         "flow",
-        "key",
         "machine",
         "method",
         "on_failure",
+        "responded",
     )
+
+    key: Union[ServerKey, Rfc2543Key]
 
     def __init__(
         self,
@@ -525,8 +531,7 @@ class TransactionLayer:
     def _start_timer(self, tsx: _Transaction, effect: StartTimer) -> int:
         """Queue ``effect``'s timer for ``tsx``; returns its sequence number."""
         seq = next(self._timer_seq)
-        key = tsx.key if isinstance(tsx, (ClientTransaction, ServerTransaction)) else None
-        entry = (effect.at, seq, key, effect.timer.value, isinstance(tsx, ServerTransaction))
+        entry = (effect.at, seq, tsx.key, effect.timer.value, isinstance(tsx, ServerTransaction))
         heapq.heappush(self._timer_heap, entry)
         if self._timer_heap[0] is entry:
             self._schedule_wakeup()
@@ -547,7 +552,8 @@ class TransactionLayer:
         now = self.clock.seconds() + _TIMER_SLACK
         while heap and heap[0][0] <= now:
             _, seq, key, letter, server = heapq.heappop(heap)
-            tsx: Optional[_Transaction] = (self._servers if server else self._clients).get(key)  # type: ignore[call-overload]
+            table: Mapping[Any, _Transaction] = self._servers if server else self._clients
+            tsx = table.get(key)
             if tsx is None or tsx._timers.get(letter) != seq:
                 continue
             del tsx._timers[letter]

@@ -219,6 +219,32 @@ class RequestTests(SynchronousTestCase):
         assert times == [0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
         failure_of(self, call.answered, RequestTimedOut)
 
+    def test_timers_of_concurrent_transactions_keep_their_own_schedules(self) -> None:
+        # One clock call serves every transaction timer: a timer due before the one it waits for
+        # (OPTIONS' timer E at 1.25 while INVITE's timer A is next at 1.5) must move it forward.
+        net = Network(drop=lambda data, seq: True)
+        port = net.reactor.udp_listeners[0]
+        call = net.alice.invite(BOB, body=SDP)
+        sent: list[tuple[float, str]] = []
+        options = None
+        while net.reactor.seconds() < 4:
+            if net.reactor.seconds() == 0.75:
+                options = net.alice.request("OPTIONS", BOB)
+            for data, _ in port.written[len(sent) :]:
+                sent.append((net.reactor.seconds(), methods([data])[0]))
+            net.reactor.advance(0.25)
+            net.pump()
+        assert sent == [
+            (0, "INVITE"),
+            (0.5, "INVITE"),
+            (0.75, "OPTIONS"),
+            (1.25, "OPTIONS"),
+            (1.5, "INVITE"),
+            (2.25, "OPTIONS"),
+            (3.5, "INVITE"),
+        ]
+        assert options is not None and not options.called and not call.answered.called
+
 
 class CallTests(SynchronousTestCase):
     def test_call_is_answered_acked_and_hung_up(self) -> None:
