@@ -54,6 +54,7 @@ from clearwater.sip.headers import (
 )
 from clearwater.sip.resolver import SipResolver
 from clearwater.sip.stack import SipStack
+from clearwater.sip.transaction.client import build_cancel
 from clearwater.sip.transaction.keys import BRANCH_COOKIE
 from clearwater.sip.transaction.layer import ClientTransaction, ServerTransaction
 from clearwater.sip.transaction.server import build_response
@@ -326,17 +327,7 @@ class OutgoingCall:
         if tsx is None or self._cancel_sent or tsx.result.called:
             return
         self._cancel_sent = True
-        invite = tsx.request
-        cancel = Request("CANCEL", invite.uri, Headers())
-        cancel.headers.add("Via", invite.top_via)
-        for name in ("Max-Forwards", "From", "To", "Call-ID"):
-            value = invite.headers.get(name)
-            if value is not None:
-                cancel.headers.add(name, value)
-        cancel.headers.add("CSeq", str(invite.cseq.seq) + " CANCEL")
-        for route in invite.headers.get_all("Route"):
-            cancel.headers.add("Route", route)
-        cancel.headers.add("Content-Length", "0")
+        cancel = build_cancel(tsx.request)
         self.ua.stack.transactions.send_request(cancel, tsx.target).result.addErrback(
             lambda f: _log.info("CANCEL failed: {reason}", reason=f.value)
         )

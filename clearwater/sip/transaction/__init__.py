@@ -29,6 +29,7 @@ from clearwater.sip.transaction.client import (
     NictState,
     NonInviteClientTransaction,
     build_ack,
+    build_cancel,
 )
 from clearwater.sip.transaction.keys import (
     BRANCH_COOKIE,
@@ -92,6 +93,7 @@ __all__ = [
     "TransactionUser",
     "Transmit",
     "build_ack",
+    "build_cancel",
     "build_response",
     "cancel_target_key",
     "client_key",

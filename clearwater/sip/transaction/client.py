@@ -46,6 +46,7 @@ __all__ = [
     "NictState",
     "NonInviteClientTransaction",
     "build_ack",
+    "build_cancel",
 ]
 
 
@@ -69,6 +70,26 @@ def build_ack(invite: Request, response: Response) -> Request:
     headers.add("CSeq", str(invite.cseq.seq) + " ACK")
     headers.add("Content-Length", "0")
     return Request("ACK", invite.uri, headers)
+
+
+def build_cancel(request: Request) -> Request:
+    """The CANCEL for ``request`` (RFC 3261 §9.1).
+
+    Request-URI, Call-ID, To (no tag added), From and the top Via (same branch: the CANCEL
+    matches the request's server transaction downstream) of the request; CSeq with its number
+    and the method CANCEL; its Route header fields; Max-Forwards 70 and no body.
+    """
+    headers = Headers()
+    headers.add("Via", request.headers.get_all("Via")[0])
+    for name, value in request.headers:
+        if header_key(name) == "route":
+            headers.add(name, value)
+    headers.add("Max-Forwards", "70")
+    for name in ("To", "From", "Call-ID"):
+        headers.add(name, _text(request, name))
+    headers.add("CSeq", str(request.cseq.seq) + " CANCEL")
+    headers.add("Content-Length", "0")
+    return Request("CANCEL", request.uri, headers)
 
 
 def _text(message: Message, name: str) -> str:

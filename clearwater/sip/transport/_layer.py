@@ -295,6 +295,12 @@ class TransportLayer:
                 fallback = fallback or listener
         return fallback
 
+    @property
+    def sent_by(self) -> frozenset[tuple[str, int]]:
+        """The (host, port) pairs this layer has written as sent-by in its Vias (hosts lower-case,
+        IPv6 without brackets): what §18.1.2 checks responses against, and a proxy's loop check."""
+        return frozenset(self._sent_by)
+
     def local_address(self, transport: str, ipv6: bool = False) -> Optional[tuple[str, int]]:
         """The (advertised host, port) of our listener for ``transport``, for Contact headers."""
         listener = self._listener_for(transport.upper(), ipv6)
