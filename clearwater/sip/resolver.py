@@ -38,7 +38,7 @@ import collections
 import ipaddress
 from collections.abc import Iterable, Sequence
 from random import random as _system_random
-from typing import Callable, Optional, Union, cast
+from typing import Any, Callable, Optional, Union, cast
 
 import attrs
 from twisted.internet import defer
@@ -48,7 +48,9 @@ from twisted.internet.interfaces import IReactorTime, IResolver
 from twisted.logger import Logger
 from twisted.names import dns
 from twisted.names import error as dns_error
+from twisted.names.common import ResolverBase
 from twisted.python.failure import Failure
+from typing_extensions import override
 
 from clearwater.errors import ClearwaterError
 from clearwater.sip._uri import SipUri, Uri
@@ -60,9 +62,24 @@ from clearwater.sip.transport._types import (
     is_ip_literal,
 )
 
-__all__ = ["ResolutionError", "SipResolver"]
+__all__ = ["NoDns", "ResolutionError", "SipResolver"]
 
 _log = Logger()
+
+
+class NoDns(ResolverBase):
+    """An ``IResolver`` for when no DNS is configured: every query fails at once, so only IP
+    literals (which :class:`SipResolver` never looks up) can be reached."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # untyped in Twisted
+
+    @override
+    def _lookup(self, name: bytes, cls: int, type: int, timeout: object) -> Deferred[Any]:
+        return defer.fail(
+            dns_error.DNSNameError(name.decode("ascii", "replace") + ": DNS is not configured")
+        )
+
 
 #: RFC 3263 §4.1 / RFC 7118 §5 NAPTR service field -> transport.
 _NAPTR_SERVICES = {

@@ -25,16 +25,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Callable, Optional, TypeVar, Union
 
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
-from twisted.names.common import ResolverBase
-from twisted.names.error import DNSNameError
 from twisted.python.failure import Failure
-from typing_extensions import override
 
 from clearwater._types import ISipReactor
 from clearwater.errors import ClearwaterError, ParseError, RequestTimedOut, TransportError
@@ -52,7 +48,7 @@ from clearwater.sip.headers import (
     VIA,
     WWW_AUTHENTICATE,
 )
-from clearwater.sip.resolver import SipResolver
+from clearwater.sip.resolver import NoDns, SipResolver
 from clearwater.sip.stack import SipStack
 from clearwater.sip.transaction.client import build_cancel
 from clearwater.sip.transaction.keys import BRANCH_COOKIE
@@ -122,17 +118,6 @@ class CallFailedError(ClearwaterError):
     def __init__(self, response: Response) -> None:
         super().__init__(str(response.status) + " " + response.reason)
         self.response = response
-
-
-class _NoDns(ResolverBase):
-    """The resolver used when none is given: every DNS query fails, IP literals still work."""
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # untyped in Twisted
-
-    @override
-    def _lookup(self, name: bytes, cls: int, type: int, timeout: object) -> Deferred[Any]:
-        return defer.fail(DNSNameError(name.decode("ascii", "replace") + ": DNS is not configured"))
 
 
 class Dialog:
@@ -384,7 +369,7 @@ class UserAgent:
         self.stack = SipStack(
             reactor,
             self,
-            resolver=resolver or SipResolver(_NoDns(), reactor, transports=TRANSPORTS),
+            resolver=resolver or SipResolver(NoDns(), reactor, transports=TRANSPORTS),
             transport_settings=transport_settings,
             timer_settings=timer_settings,
         )

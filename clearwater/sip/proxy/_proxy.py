@@ -57,7 +57,7 @@ from clearwater.sip.proxy._request import (
     record_route,
     validate_request,
 )
-from clearwater.sip.resolver import SipResolver
+from clearwater.sip.resolver import NoDns, SipResolver
 from clearwater.sip.stack import SipStack
 from clearwater.sip.transaction import build_cancel, build_response
 from clearwater.sip.transaction.layer import ServerTransaction
@@ -115,14 +115,12 @@ class Proxy:
         transport_settings: Optional[TransportSettings] = None,
         timer_settings: Optional[TimerSettings] = None,
     ) -> None:
-        from clearwater.sip.ua import _NoDns  # the UA's "IP literals only" resolver
-
         self.reactor = reactor
         self.locality = locality
         self.router: Router = router or self._default_route
         self.record_route = record_route
         self.supported = frozenset(s.lower() for s in supported)
-        resolver = resolver or SipResolver(_NoDns(), reactor)
+        resolver = resolver or SipResolver(NoDns(), reactor)
         self.stack = SipStack(
             reactor,
             self,
