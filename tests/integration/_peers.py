@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 ECHO_UAS = EXAMPLES / "echo_uas.py"
 UAC_CALL = EXAMPLES / "uac_call.py"
+PROXY = EXAMPLES / "proxy.py"
 HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "scenarios"
 PJSUA2_CALL = HERE / "pjsua2_call.py"
@@ -101,6 +103,21 @@ def port_is_bound(transport: str, port: int) -> bool:
         if transport == "udp" or fields[3] == "0A":  # 0A: TCP_LISTEN
             return True
     return False
+
+
+# ---- SIPp
+
+
+def sipp() -> str:
+    """The path of SIPp (skips the test where it is not installed)."""
+    return require_binary("sipp", "sip-tester")
+
+
+def sipp_counter(output: str, name: str) -> int:
+    """A cumulative counter ("Successful call", "Failed call") from SIPp's final screen."""
+    found = re.findall(re.escape(name) + r"\s*\|\s*\d+\s*\|\s*(\d+)", output)
+    assert found, "no '" + name + "' counter in SIPp's output:\n" + output[-3000:]
+    return int(found[-1])
 
 
 # ---- processes
@@ -226,6 +243,18 @@ def start_echo_uas(
     assert process.stdout is not None
     ports = _read_ports(process, process.stdout, len(transports), processes, name)
     return EchoUas(process, ports)
+
+
+def start_proxy(
+    processes: Processes, transports: Sequence[str], *options: str, name: str = "proxy"
+) -> dict[str, int]:
+    """Start examples/proxy.py on port 0 for each transport; returns its ports by transport."""
+    args: list[Union[str, Path]] = [sys.executable, PROXY, "--verbose", *options]
+    for transport in transports:
+        args += ["--listen", transport + ":" + HOST + ":0"]
+    process = processes.start(name, args, stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    return _read_ports(process, process.stdout, len(transports), processes, name)
 
 
 def _read_ports(

@@ -62,6 +62,8 @@ from tests.integration._peers import (
     processes,
     require_binary,
     run,
+    sipp,
+    sipp_counter,
     start_echo_uas,
     uac_call,
     wait_until,
@@ -95,17 +97,6 @@ def target(tmp_path_factory: pytest.TempPathFactory, interop_certs: CertFiles) -
         started.stop_all()
 
 
-def _sipp() -> str:
-    return require_binary("sipp", "sip-tester")
-
-
-def _sipp_counter(output: str, name: str) -> int:
-    """A cumulative counter ("Successful call", "Failed call") from SIPp's final screen."""
-    found = re.findall(re.escape(name) + r"\s*\|\s*\d+\s*\|\s*(\d+)", output)
-    assert found, "no '" + name + "' counter in SIPp's output:\n" + output[-3000:]
-    return int(found[-1])
-
-
 # ---- 1. SIPp's built-in uac scenario against echo_uas
 
 
@@ -114,7 +105,7 @@ def test_sipp_uac_500_calls_against_echo_uas(echo: EchoUas, transport: str, mode
     """500 calls at 100 calls/s: SIPp exits 0 (every call succeeded) and counts no failure."""
     result = run(
         [
-            _sipp(),
+            sipp(),
             "-sn",
             "uac",
             HOST + ":" + str(echo.port(transport)),
@@ -136,8 +127,8 @@ def test_sipp_uac_500_calls_against_echo_uas(echo: EchoUas, transport: str, mode
         timeout=45,
     )
     assert result.returncode == 0, describe(result)
-    assert _sipp_counter(result.stdout, "Successful call") == 500
-    assert _sipp_counter(result.stdout, "Failed call") == 0
+    assert sipp_counter(result.stdout, "Successful call") == 500
+    assert sipp_counter(result.stdout, "Failed call") == 0
     assert echo.alive
 
 
@@ -176,7 +167,7 @@ def _start_sipp_uas(
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start SIPp as a UDP UAS for one call and wait until its port is bound."""
     port = free_port()
-    args = [_sipp(), *scenario, "-i", HOST, "-p", str(port), "-m", "1", "-nostdin"]
+    args = [sipp(), *scenario, "-i", HOST, "-p", str(port), "-m", "1", "-nostdin"]
     args += ["-timeout", str(int(PEER_TIMEOUT)), *(extra or [])]
     process = processes.start(name, args)
     wait_until(lambda: port_is_bound("udp", port) or process.poll() is not None, 10, "SIPp to bind")
@@ -218,7 +209,7 @@ def test_uac_call_answers_401_digest_challenge(
     if expected == 0:
         assert "hung up: BYE 200" in result.stdout
         assert _wait_for_exit(sipp, processes, "sipp_digest") == 0, log
-        assert _sipp_counter(processes.log("sipp_digest"), "Successful call") == 1
+        assert sipp_counter(processes.log("sipp_digest"), "Successful call") == 1
     else:
         assert "403" in result.stderr
         # The scenario's 403 branch stops SIPp with exit code 97.

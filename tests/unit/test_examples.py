@@ -70,3 +70,23 @@ def test_the_complete_example_in_docs_sip_apps_runs() -> None:
     assert "OPTIONS: 200" in out
     assert "progress: 180" in out
     assert "BYE: 200" in out
+
+
+def test_proxy_help() -> None:
+    out = _run(str(ROOT / "examples" / "proxy.py"), "--help").stdout
+    assert "--listen TRANSPORT:HOST:PORT" in out and "--record-route" in out and "--next-hop" in out
+
+
+def test_proxy_names_the_bad_option() -> None:
+    for args, message in (
+        (["--listen", "sctp:127.0.0.1:0"], "--listen sctp:127.0.0.1:0"),
+        (["--next-hop", "tel:+1555"], "--next-hop tel:+1555"),
+    ):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "proxy.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr

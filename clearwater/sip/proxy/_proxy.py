@@ -100,7 +100,8 @@ class Proxy:
     ``locality`` says which URIs are this proxy (Route values to remove, Request-URIs it is the
     target of); ``router`` picks the targets of a request (default: its Request-URI unless that
     is local); ``record_route`` keeps the proxy on the dialog's path; ``supported`` lists the
-    Proxy-Require options it understands.
+    Proxy-Require options it understands; ``outbound_proxy`` is the next hop of every request
+    that has no Route left (an upstream proxy), instead of its Request-URI.
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class Proxy:
         resolver: Optional[SipResolver] = None,
         router: Optional[Router] = None,
         record_route: bool = False,
+        outbound_proxy: Optional[SipUri] = None,
         supported: Collection[str] = (),
         transport_settings: Optional[TransportSettings] = None,
         timer_settings: Optional[TimerSettings] = None,
@@ -119,6 +121,7 @@ class Proxy:
         self.locality = locality
         self.router: Router = router or self._default_route
         self.record_route = record_route
+        self.outbound_proxy = outbound_proxy
         self.supported = frozenset(s.lower() for s in supported)
         resolver = resolver or SipResolver(NoDns(), reactor)
         self.stack = SipStack(
@@ -179,7 +182,7 @@ class Proxy:
         if ack.headers.first(h.ROUTE) is None and self._is_local(ack.uri):
             return
         decrement_max_forwards(ack)
-        hop = next_hop(ack)
+        hop = self._next_hop(ack)
         add_via(ack, "UDP", "0.0.0.0", None, branch_for(ack, loop_detect=False))
         d = self.stack.resolver.resolve(hop)
 
@@ -204,7 +207,7 @@ class Proxy:
             inbound = self._own_uri(proxied.tsx.flow.transport)
             if inbound is not None:
                 record_route(fork, inbound)
-        hop = next_hop(fork)
+        hop = self._next_hop(fork)
         add_via(fork, "UDP", "0.0.0.0", None, branch_for(proxied.received))
         fork_id, effects = proxied.context.add_fork(self.reactor.seconds())
         proxied.forks.append(_Fork(fork))
@@ -284,6 +287,11 @@ class Proxy:
         if request.headers.first(h.ROUTE) is None and self._is_local(request.uri):
             return []
         return [request.uri]
+
+    def _next_hop(self, request: Request) -> Uri:
+        if self.outbound_proxy is not None and request.headers.first(h.ROUTE) is None:
+            return self.outbound_proxy
+        return next_hop(request)
 
     def _is_local(self, uri: Uri) -> bool:
         return isinstance(uri, SipUri) and self.locality.is_local(uri)
