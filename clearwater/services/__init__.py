@@ -1,0 +1,1 @@
+"""twistd services, one package per network function."""

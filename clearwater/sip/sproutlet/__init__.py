@@ -1,0 +1,28 @@
+"""Clearwater's Sproutlet API on the RFC 3261 §16 proxy core (issue #4; spec §2).
+
+- :class:`Sproutlet`: one service (spec §2.1);
+- plugins (spec §2.10): :class:`ISproutletPlugin` objects found with ``twisted.plugin`` in
+  ``clearwater.plugins`` and in ``--plugin-path`` directories (:func:`discover`), whose
+  ``load(options)`` returns their sproutlets (:func:`load_sproutlets`, options from
+  ``-N PLUGIN,NAME,VALUE``: :func:`parse_plugin_option`); any failure is a :class:`PluginError`.
+"""
+
+from __future__ import annotations
+
+from clearwater.sip.sproutlet._api import Sproutlet
+from clearwater.sip.sproutlet._plugins import (
+    ISproutletPlugin,
+    PluginError,
+    discover,
+    load_sproutlets,
+    parse_plugin_option,
+)
+
+__all__ = [
+    "ISproutletPlugin",
+    "PluginError",
+    "Sproutlet",
+    "discover",
+    "load_sproutlets",
+    "parse_plugin_option",
+]
