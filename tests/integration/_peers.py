@@ -120,6 +120,17 @@ def sipp_counter(output: str, name: str) -> int:
     return int(found[-1])
 
 
+def sipp_uac(
+    target: str, *options: str, transport: str = "udp", calls: int = 500, rate: int = 100
+) -> subprocess.CompletedProcess[str]:
+    """SIPp's built-in uac: ``calls`` calls to ``target`` at ``rate`` per second, to completion
+    (``-timeout_error``: a stuck call fails it)."""
+    mode = "u1" if transport == "udp" else "t1"
+    args = [sipp(), "-sn", "uac", target, *options, "-t", mode, "-i", HOST]
+    args += ["-p", str(free_port()), "-m", str(calls), "-r", str(rate), "-nostdin"]
+    return run([*args, "-timeout", "30", "-timeout_error"], timeout=45)
+
+
 # ---- processes
 
 

@@ -17,9 +17,9 @@ from tests.integration._peers import (
     free_port,
     port_is_bound,
     processes,
-    run,
     sipp,
     sipp_counter,
+    sipp_uac,
     start_proxy,
     wait_until,
 )
@@ -45,31 +45,12 @@ def _calls_through_proxy(processes: Processes, transport: str, *proxy_options: s
     uas, uas_port = _start_sipp_uas(processes, transport)
     options = [option.replace("UAS_PORT", str(uas_port)) for option in proxy_options]
     proxy_port = start_proxy(processes, [transport], *options)[transport]
-    mode = "u1" if transport == "udp" else "t1"
-    result = run(
-        [
-            sipp(),
-            "-sn",
-            "uac",
-            HOST + ":" + str(uas_port),
-            "-rsa",
-            HOST + ":" + str(proxy_port),
-            "-t",
-            mode,
-            "-i",
-            HOST,
-            "-p",
-            str(free_port()),
-            "-m",
-            str(CALLS),
-            "-r",
-            "100",
-            "-nostdin",
-            "-timeout",
-            "30",
-            "-timeout_error",
-        ],
-        timeout=45,
+    result = sipp_uac(
+        HOST + ":" + str(uas_port),
+        "-rsa",
+        HOST + ":" + str(proxy_port),
+        transport=transport,
+        calls=CALLS,
     )
     assert result.returncode == 0, describe(result) + "\n--- proxy\n" + processes.log("proxy")
     assert sipp_counter(result.stdout, "Successful call") == CALLS

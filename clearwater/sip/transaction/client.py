@@ -58,12 +58,7 @@ def build_ack(invite: Request, response: Response) -> Request:
     with the INVITE's number and the method ACK; the INVITE's Route header fields; Max-Forwards
     70 and no body. Unchanged values are copied as text, exactly as they were written.
     """
-    headers = Headers()
-    headers.add("Via", invite.headers.get_all("Via")[0])
-    for name, value in invite.headers:
-        if header_key(name) == "route":
-            headers.add(name, value)
-    headers.add("Max-Forwards", "70")
+    headers = _same_path(invite)
     headers.add("To", _text(response, "To"))
     headers.add("From", _text(invite, "From"))
     headers.add("Call-ID", _text(invite, "Call-ID"))
@@ -79,17 +74,25 @@ def build_cancel(request: Request) -> Request:
     matches the request's server transaction downstream) of the request; CSeq with its number
     and the method CANCEL; its Route header fields; Max-Forwards 70 and no body.
     """
+    headers = _same_path(request)
+    for name in ("To", "From", "Call-ID"):
+        headers.add(name, _text(request, name))
+    headers.add("CSeq", str(request.cseq.seq) + " CANCEL")
+    headers.add("Content-Length", "0")
+    return Request("CANCEL", request.uri, headers)
+
+
+def _same_path(request: Request) -> Headers:
+    """The top Via (its line as written) and the Route lines of ``request``, and Max-Forwards
+    70: what an ACK or CANCEL needs to follow the request to the same transaction (§9.1,
+    §17.1.1.3)."""
     headers = Headers()
     headers.add("Via", request.headers.get_all("Via")[0])
     for name, value in request.headers:
         if header_key(name) == "route":
             headers.add(name, value)
     headers.add("Max-Forwards", "70")
-    for name in ("To", "From", "Call-ID"):
-        headers.add(name, _text(request, name))
-    headers.add("CSeq", str(request.cseq.seq) + " CANCEL")
-    headers.add("Content-Length", "0")
-    return Request("CANCEL", request.uri, headers)
+    return headers
 
 
 def _text(message: Message, name: str) -> str:

@@ -32,6 +32,7 @@ from clearwater.sip.transaction.client import (
     NictState,
     NonInviteClientTransaction,
     build_ack,
+    build_cancel,
 )
 from clearwater.sip.transaction.timers import Timer, TimerSettings
 
@@ -564,6 +565,23 @@ def test_ack_comma_separated_vias_and_no_route() -> None:
     assert ack.headers.get_all("Route") == []
     assert ack.to.tag == "a6c85cf"
     assert ack.call_id == "abc"
+
+
+def test_cancel_on_the_wire() -> None:
+    # RFC 3261 §9.1: the request's Request-URI, Call-ID, To (no tag), From, top Via and Route;
+    # CSeq number with the method CANCEL.
+    assert build_cancel(INVITE).to_bytes() == (
+        b"CANCEL sip:bob@biloxi.example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP proxy.atlanta.example.com;branch=z9hG4bK2d4790.1\r\n"
+        b"Route: <sip:p1.biloxi.example.com;lr>\r\n"
+        b"Route: <sip:p2.biloxi.example.com;lr>\r\n"
+        b"Max-Forwards: 70\r\n"
+        b"To: Bob <sip:bob@biloxi.example.com>\r\n"
+        b"From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n"
+        b"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n"
+        b"CSeq: 314159 CANCEL\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
 
 
 def test_ict_resends_the_same_ack_object() -> None:
