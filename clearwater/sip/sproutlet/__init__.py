@@ -1,6 +1,7 @@
 """Clearwater's Sproutlet API on the RFC 3261 §16 proxy core (issue #4; spec §2).
 
-- :class:`Sproutlet`: one service (spec §2.1);
+- :class:`Sproutlet`: one service (spec §2.1), :class:`SproutletTsx`: one transaction at it, with
+  Clearwater's callbacks (§2.2), acting through a :class:`SproutletTsxHelper` (§2.3);
 - plugins (spec §2.10): :class:`ISproutletPlugin` objects found with ``twisted.plugin`` in
   ``clearwater.plugins`` and in ``--plugin-path`` directories (:func:`discover`), whose
   ``load(options)`` returns their sproutlets (:func:`load_sproutlets`, options from
@@ -9,7 +10,13 @@
 
 from __future__ import annotations
 
-from clearwater.sip.sproutlet._api import Sproutlet
+from clearwater.sip.sproutlet._api import (
+    ErrorState,
+    ForkStatus,
+    Sproutlet,
+    SproutletTsx,
+    SproutletTsxHelper,
+)
 from clearwater.sip.sproutlet._plugins import (
     ISproutletPlugin,
     PluginError,
@@ -19,9 +26,13 @@ from clearwater.sip.sproutlet._plugins import (
 )
 
 __all__ = [
+    "ErrorState",
+    "ForkStatus",
     "ISproutletPlugin",
     "PluginError",
     "Sproutlet",
+    "SproutletTsx",
+    "SproutletTsxHelper",
     "discover",
     "load_sproutlets",
     "parse_plugin_option",
