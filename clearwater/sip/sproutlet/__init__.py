@@ -2,6 +2,7 @@
 
 - :class:`Sproutlet`: one service (spec §2.1), :class:`SproutletTsx`: one transaction at it, with
   Clearwater's callbacks (§2.2), acting through a :class:`SproutletTsxHelper` (§2.3);
+- matching (spec §2.4): :func:`match_sproutlet` over a :class:`ServiceTable` (:func:`build_table`);
 - plugins (spec §2.10): :class:`ISproutletPlugin` objects found with ``twisted.plugin`` in
   ``clearwater.plugins`` and in ``--plugin-path`` directories (:func:`discover`), whose
   ``load(options)`` returns their sproutlets (:func:`load_sproutlets`, options from
@@ -17,6 +18,7 @@ from clearwater.sip.sproutlet._api import (
     SproutletTsx,
     SproutletTsxHelper,
 )
+from clearwater.sip.sproutlet._matching import Match, ServiceTable, build_table, match_sproutlet
 from clearwater.sip.sproutlet._plugins import (
     ISproutletPlugin,
     PluginError,
@@ -29,11 +31,15 @@ __all__ = [
     "ErrorState",
     "ForkStatus",
     "ISproutletPlugin",
+    "Match",
     "PluginError",
+    "ServiceTable",
     "Sproutlet",
     "SproutletTsx",
     "SproutletTsxHelper",
+    "build_table",
     "discover",
     "load_sproutlets",
+    "match_sproutlet",
     "parse_plugin_option",
 ]
