@@ -47,6 +47,7 @@ __all__ = [
     "branch_loop_hash",
     "decrement_max_forwards",
     "detect_loop",
+    "host_key",
     "next_hop",
     "preprocess_routes",
     "record_route",
@@ -67,7 +68,7 @@ class Locality(Protocol):
         """True if ``uri``'s host and port (explicit or default) are this proxy's own."""
 
 
-def _host_key(host: str) -> str:
+def host_key(host: str) -> str:
     """A host in comparable form: IP addresses normalised (IPv6 without brackets), names
     lower-cased without a trailing dot."""
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -89,12 +90,12 @@ class LocalHosts:
     __slots__ = ("_hosts", "_ports")
 
     def __init__(self, hosts: Iterable[str], ports: Iterable[int]) -> None:
-        self._hosts = frozenset(_host_key(host) for host in hosts)
+        self._hosts = frozenset(host_key(host) for host in hosts)
         self._ports = frozenset(ports)
 
     def is_local(self, uri: SipUri) -> bool:
         """True if the URI's host is one of ours and its port, explicit or default, too."""
-        if _host_key(uri.host) not in self._hosts:
+        if host_key(uri.host) not in self._hosts:
             return False
         port = uri.port
         if port is None:
@@ -248,7 +249,7 @@ def branch_loop_hash(branch: str) -> Optional[str]:
 
 
 def _sent_by_key(host: str, port: Optional[int]) -> tuple[str, Optional[int]]:
-    return (_host_key(host), port)
+    return (host_key(host), port)
 
 
 def _parse_sent_by(text: str) -> tuple[str, Optional[int]]:

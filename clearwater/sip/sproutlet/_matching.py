@@ -20,14 +20,15 @@ unique (:func:`build_table` refuses a clash, as Clearwater refuses to start).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Optional
 
 import attrs
 
 from clearwater.sip import SipUri, Uri
+from clearwater.sip.proxy import host_key
 from clearwater.sip.sproutlet._api import Sproutlet
+from clearwater.sip.transport import is_ip_literal
 
 __all__ = ["Match", "ServiceTable", "build_table", "match_sproutlet"]
 
@@ -64,30 +65,16 @@ def build_table(
         for name in dict.fromkeys(n.lower() for n in (sproutlet.service_name, *sproutlet.aliases)):
             other = by_name.setdefault(name, sproutlet)
             if other is not sproutlet:
-                raise ValueError(
-                    "sproutlets "
-                    + repr(other.service_name)
-                    + " and "
-                    + repr(sproutlet.service_name)
-                    + " both answer to "
-                    + repr(name)
-                )
+                raise _clash(other, sproutlet, "answer to " + repr(name))
         if sproutlet.port:
-            owner = by_port.setdefault(sproutlet.port, sproutlet)
-            if owner is not sproutlet:
-                raise ValueError(
-                    "sproutlets "
-                    + repr(owner.service_name)
-                    + " and "
-                    + repr(sproutlet.service_name)
-                    + " both listen on port "
-                    + str(sproutlet.port)
-                )
+            other = by_port.setdefault(sproutlet.port, sproutlet)
+            if other is not sproutlet:
+                raise _clash(other, sproutlet, "listen on port " + str(sproutlet.port))
     return ServiceTable(
         by_name,
         by_port,
-        frozenset(_host_key(h) for h in local_hosts),
-        frozenset(_host_key(h) for h in remote_hosts),
+        frozenset(host_key(h) for h in local_hosts),
+        frozenset(host_key(h) for h in remote_hosts),
     )
 
 
@@ -105,7 +92,7 @@ def match_sproutlet(
     """
     if not isinstance(uri, SipUri):
         return None
-    host = _host_key(uri.host)
+    host = host_key(uri.host)
     ours = host in table.local_hosts or (allow_remote and host in table.remote_hosts)
     if ours:
         service = uri.param("service")
@@ -113,7 +100,7 @@ def match_sproutlet(
             found = _named(table, service)
             if found is not None:
                 return found
-    if not _is_ip(host):
+    if not is_ip_literal(host):
         label, dot, rest = host.partition(".")
         if dot and (rest in table.local_hosts or (allow_remote and rest in table.remote_hosts)):
             found = _named(table, label)
@@ -132,24 +119,17 @@ def match_sproutlet(
     return None
 
 
+def _clash(first: Sproutlet, second: Sproutlet, what: str) -> ValueError:
+    return ValueError(
+        "sproutlets "
+        + repr(first.service_name)
+        + " and "
+        + repr(second.service_name)
+        + " both "
+        + what
+    )
+
+
 def _named(table: ServiceTable, name: str) -> Optional[Match]:
     sproutlet = table.by_name.get(name.lower())
     return None if sproutlet is None else Match(sproutlet, name.lower())
-
-
-def _host_key(host: str) -> str:
-    """A host in comparable form: IP addresses normalised (no IPv6 brackets), names lower-case
-    without a trailing dot."""
-    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        return ipaddress.ip_address(text).compressed
-    except ValueError:
-        return text.lower().rstrip(".")
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -113,9 +113,10 @@ class _Transaction:
     ``callLater`` each: ``_timers`` maps a running timer's letter to its sequence number there.
     """
 
-    __slots__ = ("_busy", "_layer", "_timers", "_transport_failed", "key", "terminated")
+    __slots__ = ("_busy", "_layer", "_timers", "_transport_failed", "key", "machine", "terminated")
 
     key: Union[ClientKey, ServerKey, Rfc2543Key]  # where the layer keeps it
+    machine: Union[ClientMachine, ServerMachine]
 
     def __init__(self, layer: TransactionLayer) -> None:
         self._layer = layer
@@ -167,7 +168,10 @@ class _Transaction:
             self._feed(self._machine_transport_error())
 
     def _fire(self, timer: Timer) -> None:
-        self._feed(self._machine_timer(timer))
+        self._feed(self.machine.timer_fired(timer, self._layer.clock.seconds()))
+
+    def _machine_transport_error(self) -> list[Effect]:
+        return self.machine.transport_error(self._layer.clock.seconds())
 
     # Implemented by the two handles.
     def _transmit(self, effect: Transmit) -> Deferred[None]:
@@ -185,12 +189,6 @@ class _Transaction:
     def _remove(self) -> None:
         raise NotImplementedError
 
-    def _machine_timer(self, timer: Timer) -> list[Effect]:
-        raise NotImplementedError
-
-    def _machine_transport_error(self) -> list[Effect]:
-        raise NotImplementedError
-
 
 class ClientTransaction(_Transaction):
     """A request we sent, until its final response (RFC 3261 §17.1).
@@ -201,9 +199,10 @@ class ClientTransaction(_Transaction):
     passed up, provisional ones and 2xx retransmissions (RFC 6026 Accepted state) included.
     """
 
-    __slots__ = ("_on_response", "machine", "request", "result", "target")
+    __slots__ = ("_on_response", "request", "result", "target")
 
     key: ClientKey
+    machine: ClientMachine
 
     def __init__(
         self,
@@ -271,14 +270,6 @@ class ClientTransaction(_Transaction):
         else:
             self._feed(self._machine_transport_error())
 
-    @override
-    def _machine_timer(self, timer: Timer) -> list[Effect]:
-        return self.machine.timer_fired(timer, self._layer.clock.seconds())
-
-    @override
-    def _machine_transport_error(self) -> list[Effect]:
-        return self.machine.transport_error(self._layer.clock.seconds())
-
     def response_received(self, response: Response) -> None:
         self._feed(self.machine.receive_response(response, self._layer.clock.seconds()))
 
@@ -299,13 +290,13 @@ class ServerTransaction(_Transaction):
         "_last",
         "final_status",
         "flow",
-        "machine",
         "method",
         "on_failure",
         "responded",
     )
 
     key: Union[ServerKey, Rfc2543Key]
+    machine: ServerMachine
 
     def __init__(
         self,
@@ -373,14 +364,6 @@ class ServerTransaction(_Transaction):
     def _remove(self) -> None:
         if self._layer._servers.get(self.key) is self:
             del self._layer._servers[self.key]
-
-    @override
-    def _machine_timer(self, timer: Timer) -> list[Effect]:
-        return self.machine.timer_fired(timer, self._layer.clock.seconds())
-
-    @override
-    def _machine_transport_error(self) -> list[Effect]:
-        return self.machine.transport_error(self._layer.clock.seconds())
 
     def request_received(self, request: Request) -> None:
         self._feed(self.machine.receive_request(request, self._layer.clock.seconds()))
