@@ -14,6 +14,7 @@ from __future__ import annotations
 from clearwater.sip.proxy._context import (
     COMPLETED_ELSEWHERE,
     CancelFork,
+    Deliver,
     ForkInput,
     ForkState,
     ResponseContext,
@@ -44,6 +45,7 @@ __all__ = [
     "COMPLETED_ELSEWHERE",
     "DEFAULT_MAX_FORWARDS",
     "CancelFork",
+    "Deliver",
     "ForkInput",
     "ForkState",
     "LocalHosts",

@@ -11,6 +11,16 @@ effects for the caller to carry out in order.
 - :class:`TerminateFork`: end this fork's client transaction without sending anything.
 - :class:`StartTimerC` / :class:`StopTimerC`: arm (or re-arm: starting a running timer replaces
   it) or disarm timer C of an INVITE fork (§16.6 step 11, §16.8); deadlines are absolute.
+- :class:`Deliver`: in *deliver mode* only, hand this response of this fork to the caller's
+  transaction user (a sproutlet), which decides what goes upstream.
+
+A context in the default *proxy mode* forwards and aggregates the responses itself, as below.
+In deliver mode (``deliver=True``, the sproutlet proxy, spec §2.6) every response the proxy
+mode would forward or keep is a :class:`Deliver` effect instead; the caller passes on what it
+chooses with :meth:`ResponseContext.aggregate` (Clearwater's ``aggregate_response``) and calls
+:meth:`ResponseContext.settle` once its transaction user is idle, which sends the best response
+when no fork is pending. :meth:`ResponseContext.stop_delivering` returns to proxy mode (after
+the caller cancelled, when no callback may run any more).
 
 Response processing (§16.7) with Project Clearwater's choice of the best response:
 
@@ -62,6 +72,7 @@ from clearwater.sip.transaction import build_response
 __all__ = [
     "COMPLETED_ELSEWHERE",
     "CancelFork",
+    "Deliver",
     "Effect",
     "ForkInput",
     "ForkState",
@@ -119,7 +130,16 @@ class StopTimerC:
     fork_id: int
 
 
-Effect = Union[SendUpstream, CancelFork, TerminateFork, StartTimerC, StopTimerC]
+@attrs.frozen
+class Deliver:
+    """Deliver mode: ``response`` came on fork ``fork_id`` (a synthetic 408 or 487 for a fork
+    that failed or was ended); the caller's transaction user decides what to do with it."""
+
+    fork_id: int
+    response: Response
+
+
+Effect = Union[SendUpstream, CancelFork, TerminateFork, StartTimerC, StopTimerC, Deliver]
 
 
 # --------------------------------------------------------------------------- forks
@@ -183,6 +203,7 @@ class ResponseContext:
 
     ``request`` is the request as received upstream: the synthetic 408 and 487 responses are
     built from it. ``timer_c`` is the duration of timer C in seconds (§16.6 step 11).
+    ``deliver`` chooses deliver mode (see the module docstring).
 
     Sequential forking: once no fork is pending the best response goes upstream, so a caller
     that tries targets one after the other adds the next fork before it passes on the final
@@ -191,6 +212,7 @@ class ResponseContext:
 
     __slots__ = (
         "_cancelled",
+        "_deliver",
         "_final_status",
         "_finals",
         "_forks",
@@ -200,8 +222,9 @@ class ResponseContext:
         "_timer_c",
     )
 
-    def __init__(self, request: Request, *, timer_c: float = 180.0) -> None:
+    def __init__(self, request: Request, *, timer_c: float = 180.0, deliver: bool = False) -> None:
         self._request = request
+        self._deliver = deliver
         self._invite = request.method == "INVITE"
         self._timer_c = timer_c
         self._forks: list[_Fork] = []
@@ -215,6 +238,11 @@ class ResponseContext:
     @property
     def is_invite(self) -> bool:
         return self._invite
+
+    @property
+    def delivering(self) -> bool:
+        """Whether the context is in deliver mode."""
+        return self._deliver
 
     @property
     def final_sent(self) -> bool:
@@ -293,7 +321,7 @@ class ResponseContext:
         if self._cancelled:
             return []
         self._cancelled = True
-        return [*self._cancel_pending(reason), *self._settle()]
+        return [*self._cancel_pending(reason), *self._auto_settle()]
 
     def upstream_gone(self, now: float) -> list[Effect]:
         """The upstream transport failed: as :meth:`cancel` with no Reason. The final response
@@ -309,10 +337,37 @@ class ResponseContext:
         for fork in self._forks:
             if fork.state is not ForkState.TERMINATED:
                 effects += self._end(fork)
-        return [*effects, *self._settle()]
+        return [*effects, *self._auto_settle()]
+
+    def aggregate(self, response: Response) -> list[Effect]:
+        """Pass ``response`` upstream as Clearwater's ``aggregate_response`` does (a sproutlet's
+        ``send_response``, spec §2.6): a provisional one goes at once until a final one went up
+        (to a non-INVITE request only a 100, RFC 4320 §4.1: another raises ValueError); a 2xx
+        goes at once as the final response (an INVITE's later 2xx too) and cancels the pending
+        forks; a 3xx-6xx is kept for the choice, a 6xx cancelling the pending forks, and goes
+        with :meth:`settle`. After the final response anything but an INVITE's 2xx is dropped."""
+        status = response.status
+        if status >= 300:
+            return self._collect(response)
+        if status >= 200:
+            return self._forward_2xx(response)
+        if not self._invite and status != 100:
+            raise ValueError("RFC 4320 §4.1: no provisional response but 100 to a non-INVITE request")
+        return [] if self._final_status is not None else [SendUpstream(response)]
+
+    def settle(self) -> list[Effect]:
+        """Send the best response kept if no fork is pending (§16.7 step 6); the answer is a
+        487 if the request was cancelled and nothing was kept. Proxy mode settles by itself."""
+        return self._settle()
+
+    def stop_delivering(self) -> list[Effect]:
+        """Leave deliver mode: from now on responses are forwarded and kept as in proxy mode,
+        and the best goes up once no fork is pending (perhaps at once: the effects)."""
+        self._deliver = False
+        return self._settle()
 
     def send_upstream(self, response: Response) -> list[Effect]:
-        """The caller's own response. A provisional one is allowed until a final one went up
+        """The caller's own response, sent at once. A provisional one is allowed until a final one went up
         (for a non-INVITE request only a 100, RFC 4320 §4.1); a final one is allowed once, and
         cancels the pending forks (§16.7 step 10); after it only an INVITE's further 2xx. Raises
         ValueError for any other."""
@@ -349,7 +404,16 @@ class ResponseContext:
         handler = self.TRANSITIONS.get((fork.state, event))
         if handler is None:
             return []
-        return [*handler(self, fork, response, now), *self._settle()]
+        return [*handler(self, fork, response, now), *self._auto_settle()]
+
+    def _pass(self, fork: _Fork, response: Response) -> list[Effect]:
+        """A response of ``fork`` to forward or keep: delivered to the caller in deliver mode."""
+        if self._deliver:
+            return [Deliver(fork.fork_id, response)]
+        return self.aggregate(response)
+
+    def _auto_settle(self) -> list[Effect]:
+        return [] if self._deliver else self._settle()
 
     def _settle(self) -> list[Effect]:
         """Send the best response once no fork is pending (§16.7 step 6)."""
@@ -390,7 +454,7 @@ class ResponseContext:
                 # §9.1: no CANCEL for a non-INVITE; Clearwater ends it as a 487.
                 effects.append(TerminateFork(fork.fork_id))
                 effects += self._end(fork)
-                effects += self._collect(build_response(self._request, 487, "Request Terminated"))
+                effects += self._pass(fork, build_response(self._request, 487, "Request Terminated"))
             elif fork.cancel is not _Cancel.NONE:
                 continue
             elif state is ForkState.PROCEEDING:
@@ -457,16 +521,15 @@ class ResponseContext:
         if not self._invite:
             return []  # RFC 4320 §4.1: not to be passed on
         effects = self._start_timer_c(fork, now)  # §16.7 step 2
-        if self._final_status is None:
-            effects.append(SendUpstream(response))  # §16.7 step 5
+        effects += self._pass(fork, response)  # §16.7 step 5
         return [*effects, *self._deferred_cancel(fork)]
 
     def _success(self, fork: _Fork, response: Response, now: float) -> list[Effect]:
-        return [*self._end(fork), *self._forward_2xx(response)]
+        return [*self._end(fork), *self._pass(fork, response)]
 
     def _late_success(self, fork: _Fork, response: Response, now: float) -> list[Effect]:
         # A 2xx on a finished fork: an INVITE's goes up (§16.7 step 5), others are ignored.
-        return self._forward_2xx(response) if self._invite else []
+        return self._pass(fork, response) if self._invite else []
 
     def _forward_2xx(self, response: Response) -> list[Effect]:
         # §16.7 step 5: a 2xx goes up at once; after a final response, only an INVITE's.
@@ -475,12 +538,12 @@ class ResponseContext:
         return [SendUpstream(response)] if self._invite else []
 
     def _failure(self, fork: _Fork, response: Response, now: float) -> list[Effect]:
-        return [*self._end(fork), *self._collect(response)]
+        return [*self._end(fork), *self._pass(fork, response)]
 
     def _failed(self, fork: _Fork, _: None, now: float) -> list[Effect]:
         return [
             *self._end(fork),
-            *self._collect(build_response(self._request, 408, "Request Timeout")),
+            *self._pass(fork, build_response(self._request, 408, "Request Timeout")),
         ]
 
     def _timer_c_unanswered(self, fork: _Fork, _: None, now: float) -> list[Effect]:

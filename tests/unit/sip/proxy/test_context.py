@@ -10,7 +10,7 @@ caller's own responses; last a Hypothesis stateful test of the invariants.
 from __future__ import annotations
 
 import itertools
-from typing import get_args
+from typing import Any, Callable, cast, get_args
 
 import pytest
 from hypothesis import settings
@@ -23,6 +23,7 @@ from clearwater.sip._status import reason_phrase
 from clearwater.sip.proxy._context import (
     COMPLETED_ELSEWHERE,
     CancelFork,
+    Deliver,
     Effect,
     ForkInput,
     ForkState,
@@ -842,6 +843,8 @@ class ResponseContextModel(RuleBasedStateMachine):
     INVITE's 2xx. At the end every timer is run out: then no INVITE fork is left pending.
     """
 
+    deliver = False
+
     def __init__(self) -> None:
         super().__init__()
         self.now = 0.0
@@ -858,7 +861,8 @@ class ResponseContextModel(RuleBasedStateMachine):
     def create(self, method: str, forks: int) -> None:
         self.request = make_request(method)
         self.invite = method == "INVITE"
-        self.ctx = ResponseContext(self.request, timer_c=MODEL_TIMER_C)
+        ctx = ResponseContext(self.request, timer_c=MODEL_TIMER_C, deliver=self.deliver)
+        self.ctx = cast(ResponseContext, ForwardingUser(ctx)) if self.deliver else ctx
         self.responses = {
             status: make_response(self.request, status, "b", CHALLENGES.get(status, ()))
             for status in STATUS_CODES
@@ -1048,12 +1052,128 @@ ResponseContextModel.TestCase.settings = settings(stateful_step_count=30, max_ex
 TestResponseContext = ResponseContextModel.TestCase
 
 
+_EFFECT_METHODS = frozenset(
+    {
+        "response",
+        "fork_failed",
+        "timer_c_fired",
+        "cancel",
+        "upstream_gone",
+        "mark_pending_forks_as_abandoned",
+        "send_upstream",
+    }
+)
+
+
+class ForwardingUser:
+    """A deliver-mode context driven by a user that forwards every response it is given with
+    ``aggregate`` and settles after each input: the sproutlet proxy with the default
+    SproutletTsx. It must behave exactly as the proxy mode, effect for effect."""
+
+    def __init__(self, ctx: ResponseContext) -> None:
+        self.ctx = ctx
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.ctx, name)
+        if name not in _EFFECT_METHODS:
+            return attr
+        method = cast(Callable[..., list[Effect]], attr)
+        return lambda *args: [*self.forward(method(*args)), *self.ctx.settle()]
+
+    def forward(self, effects: list[Effect]) -> list[Effect]:
+        out: list[Effect] = []
+        for effect in effects:
+            if isinstance(effect, Deliver):
+                out += self.forward(self.ctx.aggregate(effect.response))
+            else:
+                out.append(effect)
+        return out
+
+
+class DeliverModeModel(ResponseContextModel):
+    deliver = True
+
+
+DeliverModeModel.TestCase.settings = settings(stateful_step_count=30, max_examples=300)
+TestDeliverMode = DeliverModeModel.TestCase
+
+
 def test_the_model_effect_kinds_are_exhaustive() -> None:
-    """The model's ``else`` branch handles SendUpstream: no other effect kind exists."""
+    """The model's ``else`` branch handles SendUpstream; Deliver never reaches it (proxy mode
+    has none, and ForwardingUser turns them into what the user sends): no other kind exists."""
     assert set(get_args(Effect)) == {
+        Deliver,
         SendUpstream,
         CancelFork,
         TerminateFork,
         StartTimerC,
         StopTimerC,
     }
+
+
+# ---------------------------------------------------------------------------- deliver mode
+
+
+def delivering(request: Request = INVITE, forks: int = 0) -> ResponseContext:
+    ctx = ResponseContext(request, timer_c=TIMER_C, deliver=True)
+    for _ in range(forks):
+        ctx.add_fork(0.0)
+    return ctx
+
+
+def test_deliver_mode_hands_responses_over_and_sends_nothing_by_itself() -> None:
+    ctx = delivering(forks=2)
+    assert ctx.delivering
+    assert ctx.response(0, r(100), 1.0) == []  # absorbed: hop by hop
+    assert ctx.response(0, r(180), 1.0) == [StartTimerC(0, 1.0 + TIMER_C), Deliver(0, r(180))]
+    assert ctx.response(0, r(486), 2.0) == [StopTimerC(0), Deliver(0, r(486))]
+    assert ctx.fork_failed(1, 3.0) == [StopTimerC(1), Deliver(1, TIMEOUT)]
+    assert ctx.pending_forks == []
+    assert not ctx.final_sent  # nothing forwarded: the user decides
+    assert ctx.settle() == []
+
+
+def test_a_user_that_swallows_a_failure_can_fork_again_before_settling() -> None:
+    """Call diversion: the 486 is not passed on, a new fork is tried instead."""
+    ctx = delivering(forks=1)
+    assert ctx.response(0, r(486), 1.0) == [StopTimerC(0), Deliver(0, r(486))]
+    assert ctx.add_fork(1.0) == (1, [StartTimerC(1, 1.0 + TIMER_C)])
+    assert ctx.settle() == []
+    effects = ctx.response(1, r(404, "b1"), 2.0)
+    assert effects == [StopTimerC(1), Deliver(1, r(404, "b1"))]
+    assert ctx.aggregate(r(404, "b1")) == []  # kept
+    assert ctx.settle() == [SendUpstream(r(404, "b1"))]
+    assert ctx.settle() == []
+
+
+def test_aggregate_keeps_failures_until_no_fork_is_pending() -> None:
+    ctx = delivering(forks=2)
+    assert ctx.aggregate(r(486)) == []
+    assert ctx.settle() == []  # fork 0 and 1 pending
+    ctx.mark_pending_forks_as_abandoned()
+    assert ctx.settle() == [SendUpstream(r(486))]
+    assert ctx.aggregate(r(404)) == []  # after the final: dropped
+    assert ctx.aggregate(r(200)) == [SendUpstream(r(200))]  # an INVITE's 2xx still goes
+
+
+def test_aggregate_of_a_non_invite_provisional_raises() -> None:
+    ctx = delivering(OPTIONS)
+    assert ctx.aggregate(o(100)) == [SendUpstream(o(100))]
+    with pytest.raises(ValueError, match="RFC 4320"):
+        ctx.aggregate(o(180))
+
+
+def test_stop_delivering_settles_and_forwards_from_then_on() -> None:
+    ctx = delivering(forks=2)
+    ctx.response(0, r(180), 1.0)
+    assert ctx.response(0, r(486), 2.0) == [StopTimerC(0), Deliver(0, r(486))]
+    assert ctx.aggregate(r(486)) == []
+    assert ctx.stop_delivering() == []  # fork 1 pending
+    assert not ctx.delivering
+    assert ctx.response(1, r(603, "b1"), 3.0) == [StopTimerC(1), SendUpstream(r(603, "b1"))]
+
+
+def test_deliver_mode_cancel_of_a_non_invite_delivers_487s() -> None:
+    ctx = delivering(OPTIONS, forks=1)
+    assert ctx.cancel(1.0) == [TerminateFork(0), Deliver(0, O_TERMINATED_487)]
+    assert ctx.settle() == [SendUpstream(O_TERMINATED_487)]
