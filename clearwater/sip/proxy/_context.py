@@ -88,6 +88,7 @@ __all__ = [
 COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
 
 _CHALLENGES = ("www-authenticate", "proxy-authenticate")
+_NO_PROVISIONAL = "RFC 4320 §4.1: no provisional response but 100 to a non-INVITE request"
 
 
 # --------------------------------------------------------------------------- effects
@@ -352,7 +353,7 @@ class ResponseContext:
         if status >= 200:
             return self._forward_2xx(response)
         if not self._invite and status != 100:
-            raise ValueError("RFC 4320 §4.1: no provisional response but 100 to a non-INVITE request")
+            raise ValueError(_NO_PROVISIONAL)
         return [] if self._final_status is not None else [SendUpstream(response)]
 
     def settle(self) -> list[Effect]:
@@ -367,18 +368,16 @@ class ResponseContext:
         return self._settle()
 
     def send_upstream(self, response: Response) -> list[Effect]:
-        """The caller's own response, sent at once. A provisional one is allowed until a final one went up
-        (for a non-INVITE request only a 100, RFC 4320 §4.1); a final one is allowed once, and
-        cancels the pending forks (§16.7 step 10); after it only an INVITE's further 2xx. Raises
-        ValueError for any other."""
+        """The caller's own response, sent at once. A provisional one is allowed until a final
+        one went up (for a non-INVITE request only a 100, RFC 4320 §4.1); a final one is
+        allowed once, and cancels the pending forks (§16.7 step 10); after it only an INVITE's
+        further 2xx. Raises ValueError for any other."""
         status = response.status
         final_status = self._final_status
         if final_status is None:
             if status < 200:
                 if not self._invite and status != 100:
-                    raise ValueError(
-                        "RFC 4320 §4.1: no provisional response but 100 to a non-INVITE request"
-                    )
+                    raise ValueError(_NO_PROVISIONAL)
                 return [SendUpstream(response)]
             return self._send_final(response)
         if self._invite and 200 <= status < 300:
@@ -454,7 +453,8 @@ class ResponseContext:
                 # §9.1: no CANCEL for a non-INVITE; Clearwater ends it as a 487.
                 effects.append(TerminateFork(fork.fork_id))
                 effects += self._end(fork)
-                effects += self._pass(fork, build_response(self._request, 487, "Request Terminated"))
+                terminated = build_response(self._request, 487, "Request Terminated")
+                effects += self._pass(fork, terminated)
             elif fork.cancel is not _Cancel.NONE:
                 continue
             elif state is ForkState.PROCEEDING:
