@@ -330,6 +330,18 @@ class ResponseContext:
         §7.1)."""
         return self.cancel(now)
 
+    def cancel_fork(self, fork_id: int, reason: Optional[str] = None) -> list[Effect]:
+        """Cancel one fork, as the caller's choice (Clearwater's ``cancel_fork``): an INVITE
+        fork is CANCELled once it has had a provisional response, with ``reason`` as the
+        Reason header; another is ended as a 487. A finished fork is left alone. Unlike
+        :meth:`cancel`, the request goes on: forks may still be added."""
+        effects = self._cancel_fork(self._fork(fork_id), reason)
+        return [*effects, *self._auto_settle()]
+
+    def cancel_pending_forks(self, reason: Optional[str] = None) -> list[Effect]:
+        """:meth:`cancel_fork` for every pending fork."""
+        return [*self._cancel_pending(reason), *self._auto_settle()]
+
     def mark_pending_forks_as_abandoned(self) -> list[Effect]:
         """Forget the pending forks (Clearwater): their client transactions run on, but nothing
         but an INVITE's 2xx of theirs counts any more. If a response was kept it is then sent;
@@ -446,25 +458,26 @@ class ResponseContext:
     def _cancel_pending(self, reason: Optional[str]) -> list[Effect]:
         effects: list[Effect] = []
         for fork in self._forks:
-            state = fork.state
-            if state is ForkState.TERMINATED:
-                continue
-            if not self._invite:
-                # §9.1: no CANCEL for a non-INVITE; Clearwater ends it as a 487.
-                effects.append(TerminateFork(fork.fork_id))
-                effects += self._end(fork)
-                terminated = build_response(self._request, 487, "Request Terminated")
-                effects += self._pass(fork, terminated)
-            elif fork.cancel is not _Cancel.NONE:
-                continue
-            elif state is ForkState.PROCEEDING:
-                fork.cancel = _Cancel.SENT
-                effects.append(CancelFork(fork.fork_id, reason))
-            else:
-                # §9.1: no CANCEL before a provisional response; it goes when one comes.
-                fork.cancel = _Cancel.PENDING
-                fork.cancel_reason = reason
+            effects += self._cancel_fork(fork, reason)
         return effects
+
+    def _cancel_fork(self, fork: _Fork, reason: Optional[str]) -> list[Effect]:
+        state = fork.state
+        if state is ForkState.TERMINATED:
+            return []
+        if not self._invite:
+            # §9.1: no CANCEL for a non-INVITE; Clearwater ends it as a 487.
+            terminated = build_response(self._request, 487, "Request Terminated")
+            return [TerminateFork(fork.fork_id), *self._end(fork), *self._pass(fork, terminated)]
+        if fork.cancel is not _Cancel.NONE:
+            return []
+        if state is ForkState.PROCEEDING:
+            fork.cancel = _Cancel.SENT
+            return [CancelFork(fork.fork_id, reason)]
+        # §9.1: no CANCEL before a provisional response; it goes when one comes.
+        fork.cancel = _Cancel.PENDING
+        fork.cancel_reason = reason
+        return []
 
     def _with_challenges(self, best: Response) -> Response:
         """``best`` with the challenges of every other 401/407 added after its own (§16.7

@@ -1177,3 +1177,24 @@ def test_deliver_mode_cancel_of_a_non_invite_delivers_487s() -> None:
     ctx = delivering(OPTIONS, forks=1)
     assert ctx.cancel(1.0) == [TerminateFork(0), Deliver(0, O_TERMINATED_487)]
     assert ctx.settle() == [SendUpstream(O_TERMINATED_487)]
+
+
+def test_cancel_one_fork_and_go_on_forking() -> None:
+    ctx = context(forks=2)
+    ctx.response(0, r(180), 1.0)
+    assert ctx.cancel_fork(0, "SIP;cause=480") == [CancelFork(0, "SIP;cause=480")]
+    assert ctx.cancel_fork(0) == []  # once
+    assert ctx.cancel_fork(1) == []  # deferred until a provisional (§9.1)
+    assert ctx.response(1, r(100, "b1"), 1.5) == [CancelFork(1, None)]
+    assert ctx.can_add_fork
+    assert ctx.add_fork(2.0)[0] == 2
+    assert ctx.response(0, r(487), 3.0) == [StopTimerC(0)]
+    assert ctx.cancel_pending_forks() == []  # fork 1's CANCEL went; fork 2 waits
+    assert ctx.response(2, r(180, "b2"), 3.5)[-1] == CancelFork(2, None)
+
+
+def test_cancel_one_non_invite_fork_ends_it_as_487() -> None:
+    ctx = context(OPTIONS, forks=2)
+    assert ctx.cancel_fork(1) == [TerminateFork(1)]
+    assert ctx.fork_state(1) is TERMINATED
+    assert ctx.response(0, o(200), 1.0) == [SendUpstream(o(200))]
