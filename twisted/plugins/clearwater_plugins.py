@@ -3,5 +3,14 @@
 This module holds ``ServiceMaker`` objects only (``twisted.application.service.ServiceMaker``
 imports each function's ``clearwater.services.<function>.tap`` lazily). There is deliberately no
 ``__init__.py`` in ``twisted/`` or ``twisted/plugins/``. Network functions are added here as they
-land; none has yet.
+land.
 """
+
+from twisted.application.service import ServiceMaker
+
+sprout = ServiceMaker(
+    "clearwater sprout",
+    "clearwater.services.sprout.tap",
+    "Sprout: sproutlets (S-CSCF, I-CSCF, BGCF, application servers) on a SIP proxy",
+    "sprout",
+)

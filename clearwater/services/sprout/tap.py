@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, cast
 
 import attrs
+from twisted.application.service import IService
 from twisted.python import usage
 from typing_extensions import override
 
+from clearwater._types import ISipReactor
 from clearwater.errors import ParseError
 from clearwater.services._options import (
     AnySetting,
@@ -44,10 +46,12 @@ from clearwater.sip import SipUri, parse_sip_uri
 
 __all__ = [
     "BUILTIN_SPROUTLETS",
+    "Options",
     "RecordRoutingModel",
     "SproutConfig",
     "SproutOptions",
     "SproutletSettings",
+    "makeService",
 ]
 
 # Spec §2.9: (config name, default port). Port 0 = disabled.
@@ -131,6 +135,7 @@ class SproutConfig:
     sip_port: int  # 0: none
     http_address: str
     http_port: int
+    timer_c: int
     max_sproutlet_depth: int
     local_aliases: tuple[str, ...]
     remote_aliases: tuple[str, ...]
@@ -173,6 +178,13 @@ HTTP_ADDRESS = Setting(
     "http-address", None, ip_address, "127.0.0.1", "Address the HTTP interface binds to"
 )
 HTTP_PORT = Setting("http-port", None, port_number, "9888", "Port of the HTTP interface")
+TIMER_C = Setting(
+    "timer-c",
+    None,
+    int_range(1, 3600),
+    "180",
+    "Seconds an INVITE fork may go without a provisional response (RFC 3261 §16.8 timer C)",
+)
 MAX_SPROUTLET_DEPTH = Setting(
     "max-sproutlet-depth",
     "max_sproutlet_depth",
@@ -273,6 +285,7 @@ class SproutOptions(ConfigOptions):
         SIP_PORT,
         HTTP_ADDRESS,
         HTTP_PORT,
+        TIMER_C,
         MAX_SPROUTLET_DEPTH,
         LOCAL_ALIAS_LIST,
         REMOTE_ALIAS_LIST,
@@ -309,6 +322,7 @@ class SproutOptions(ConfigOptions):
             sip_port=sip_port,
             http_address=self.required_value(HTTP_ADDRESS),
             http_port=self.required_value(HTTP_PORT),
+            timer_c=self.required_value(TIMER_C),
             max_sproutlet_depth=self.required_value(MAX_SPROUTLET_DEPTH),
             local_aliases=self.required_value(LOCAL_ALIAS_LIST),
             remote_aliases=self.required_value(REMOTE_ALIAS_LIST),
@@ -352,3 +366,16 @@ class SproutOptions(ConfigOptions):
         if self._config is None:
             raise RuntimeError("SproutOptions.config() before parseOptions()")
         return self._config
+
+
+#: twistd's name for the options class (``ServiceMaker`` looks up ``options``).
+Options = SproutOptions
+
+
+def makeService(options: SproutOptions) -> IService:  # noqa: N802 (twistd's name)
+    """The ``twistd sprout`` service tree (see :mod:`clearwater.services.sprout.service`)."""
+    from twisted.internet import reactor
+
+    from clearwater.services.sprout.service import make_service
+
+    return make_service(options.config(), cast(ISipReactor, reactor))

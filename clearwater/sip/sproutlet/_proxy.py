@@ -51,7 +51,7 @@ import inspect
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Collection, Iterable, Sequence
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
@@ -172,6 +172,7 @@ class SproutletProxy:
         self._live: set[_Wrapper] = set()
         self._ready: deque[_Wrapper] = deque()
         self._draining = False
+        self._quiesced: Optional[Deferred[None]] = None
 
     def listen(self, spec: str) -> ListenSpec:
         listening = self.stack.listen(spec)
@@ -182,6 +183,22 @@ class SproutletProxy:
     def active_transactions(self) -> int:
         """Sproutlet invocations and proxied requests not yet finished."""
         return len(self._live)
+
+    @property
+    def quiescing(self) -> bool:
+        return self._quiesced is not None
+
+    def quiesce(self) -> Deferred[None]:
+        """Take no new work: from now on a request that would start a dialog or stand alone is
+        answered 503 with Retry-After (RFC 3261 §21.5.4: the client tries another node), while
+        requests inside dialogs, ACKs and CANCELs go on. Fires once no transaction is left;
+        :meth:`stop` then loses nothing."""
+        if self._quiesced is None:
+            self._quiesced = Deferred()
+        quiesced = self._quiesced
+        if not self._live and not quiesced.called:
+            quiesced.callback(None)
+        return quiesced
 
     def stop(self) -> object:
         """Stop at once: every timer of every wrapper is cancelled and the stack stopped."""
@@ -202,6 +219,9 @@ class SproutletProxy:
         rejection = validate_request(request, supported=self.supported)
         if rejection is None and detect_loop(request, self._our_sent_by()):
             rejection = _answer(request, 482, "Loop Detected")
+        if rejection is None and self._quiesced is not None and request.to.tag is None:
+            rejection = _answer(request, 503, "Quiescing")
+            rejection.headers.add("Retry-After", "0")
         if rejection is not None:
             self._respond(transaction, rejection)
             return
@@ -216,6 +236,8 @@ class SproutletProxy:
         if request.method == "INVITE":
             self._roots[transaction] = root
         transaction.on_failure = lambda _: root.post(root.rx_cancel, 408, None)
+        if self.observer is not None:
+            self.observer.transaction_started()
         self.drain()
 
     def ack_received(self, ack: Request, flow: Flow) -> None:
@@ -331,6 +353,12 @@ class SproutletProxy:
         upstream = wrapper.upstream
         if isinstance(upstream, _ServerUpstream):
             self._roots.pop(upstream.transaction, None)
+            if self.observer is not None:
+                seconds = self.reactor.seconds() - wrapper.started_at
+                self.observer.transaction_ended(wrapper.request.method, seconds)
+        quiesced = self._quiesced
+        if quiesced is not None and not self._live and not quiesced.called:
+            quiesced.callback(None)
 
     # ---- CANCEL
 
@@ -429,14 +457,21 @@ class SproutletProxy:
         ]
 
 
-class ProxyObserver:
-    """What the sproutlet proxy reports (for metrics); the methods do nothing by default."""
+class ProxyObserver(Protocol):
+    """What the sproutlet proxy reports, for metrics (:class:`clearwater.metrics.SipMetrics`
+    is one)."""
 
     def request_received(self, method: str) -> None:
         """A request arrived from the network."""
 
     def response_sent(self, status: int) -> None:
         """A response went to the network."""
+
+    def transaction_started(self) -> None:
+        """A request from the network started a transaction through the sproutlets."""
+
+    def transaction_ended(self, method: str, seconds: float) -> None:
+        """That transaction finished (final response sent, no fork or timer left)."""
 
 
 class _TooManyHopsError(Exception):
@@ -544,6 +579,7 @@ class _Wrapper:
         self.received = received  # as it first arrived from the network: for the loop hash
         self.depth = depth
         self.route = route
+        self.started_at = proxy.reactor.seconds()
         self.sproutlet = None if match is None else match.sproutlet
         self.context: Optional[ResponseContext] = None
         if upstream is not None:

@@ -53,6 +53,7 @@ def test_defaults() -> None:
         "sip_port": 0,
         "http_address": "127.0.0.1",
         "http_port": 9888,
+        "timer_c": 180,
         "max_sproutlet_depth": 50,
         "local_aliases": (),
         "remote_aliases": (),
