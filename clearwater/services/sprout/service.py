@@ -165,6 +165,7 @@ def build(
         remote_hosts=config.remote_aliases,
         root_uri=SipUri(config.sprout_hostname, port=ports[0]),
         max_sproutlet_depth=config.max_sproutlet_depth,
+        always_serve_remote_aliases=config.always_serve_remote_aliases,
         timer_settings=TimerSettings(timer_c=float(config.timer_c)),
         observer=metrics,
     )

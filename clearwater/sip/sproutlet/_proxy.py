@@ -124,7 +124,9 @@ class SproutletProxy:
     ``sproutlets`` are matched by name, alias and port (spec §2.4) against ``hostname`` (the
     sprout hostname: the root of the sproutlets' URIs) and ``local_hosts`` (local and public IP
     and hostname, home domains, the local alias list), and ``remote_hosts`` (the remote alias
-    list). ``root_uri`` is where in-dialog requests come back to this node (default
+    list), which requests from the network may use, and internal hops too when
+    ``always_serve_remote_aliases`` (Clearwater's default) or when they stay in one network
+    function (spec §2.4). ``root_uri`` is where in-dialog requests come back to this node (default
     ``sip:<hostname>``); a sproutlet's reflexive URI is it with the sproutlet's port if it has one,
     ``lr`` and ``service=<name>``. ``supported`` lists the Proxy-Require options understood.
     ``observer`` (optional) is told of each request received and response sent upstream, for
@@ -142,6 +144,7 @@ class SproutletProxy:
         root_uri: Optional[SipUri] = None,
         resolver: Optional[SipResolver] = None,
         max_sproutlet_depth: int = DEFAULT_MAX_SPROUTLET_DEPTH,
+        always_serve_remote_aliases: bool = True,
         supported: Collection[str] = (),
         transport_settings: Optional[TransportSettings] = None,
         timer_settings: Optional[TimerSettings] = None,
@@ -158,6 +161,7 @@ class SproutletProxy:
         self.locality = _Locality(hosts, self._ports)
         self.root_uri = root_uri or SipUri(hostname)
         self.max_sproutlet_depth = max_sproutlet_depth
+        self.always_serve_remote_aliases = always_serve_remote_aliases
         self.supported = frozenset(s.lower() for s in supported)
         self.observer = observer
         self.stack = SipStack(
@@ -265,11 +269,13 @@ class SproutletProxy:
         received: Request,
         depth: int,
         arrival_port: Optional[int],
+        function: Optional[str] = None,
     ) -> Optional[_Wrapper]:
         """The wrapper of the sproutlet that takes ``request`` (spec §2.4), or None: it leaves
         on the network. The Routes that designate this node are removed from ``request`` on the
         way (§16.4), the last one being the matched sproutlet's ``route_hdr()``. Raises
-        _TooManyHopsError for a match deeper than ``max_sproutlet_depth``."""
+        _TooManyHopsError for a match deeper than ``max_sproutlet_depth``. ``function`` is the
+        network function of the sproutlet that sent the request (None: from the network)."""
         removed = preprocess_routes(request, self.locality)  # also §16.4's fix-ups
         while True:
             if removed is not None:
@@ -278,11 +284,11 @@ class SproutletProxy:
             else:
                 top = request.headers.first(h.ROUTE)
                 if top is not None:
-                    if not self._routes_here(top.uri, arrival_port):
+                    if not self._routes_here(top.uri, arrival_port, function):
                         return None  # someone else's Route: the request leaves by it
                     request.headers.pop_first(h.ROUTE)
             uri = request.uri if top is None else top.uri
-            match = self._match(uri, arrival_port)
+            match = self._match(uri, arrival_port, function)
             if match is not None:
                 if depth > self.max_sproutlet_depth:
                     raise _TooManyHopsError()
@@ -293,7 +299,9 @@ class SproutletProxy:
                 return None  # the Request-URI: no sproutlet (or one that declined)
             # A Route of ours that no sproutlet takes: on to the next one.
 
-    def _match(self, uri: Uri, arrival_port: Optional[int]) -> Optional[Match]:
+    def _match(
+        self, uri: Uri, arrival_port: Optional[int], function: Optional[str] = None
+    ) -> Optional[Match]:
         if (
             isinstance(uri, SipUri)
             and uri.port is not None
@@ -301,13 +309,21 @@ class SproutletProxy:
             and host_key(uri.host) in self.locality.hosts
         ):
             return None  # our host but another process's port
-        return match_sproutlet(self.table, uri, arrival_port=arrival_port)
+        if function is None or self.always_serve_remote_aliases:
+            return match_sproutlet(self.table, uri, arrival_port=arrival_port)
+        match = match_sproutlet(self.table, uri, arrival_port=arrival_port, allow_remote=False)
+        if match is not None:
+            return match
+        match = match_sproutlet(self.table, uri, arrival_port=arrival_port)
+        if match is not None and match.sproutlet.network_function == function:
+            return match  # a remote alias, but no network-function boundary
+        return None
 
-    def _routes_here(self, uri: Uri, arrival_port: Optional[int]) -> bool:
+    def _routes_here(self, uri: Uri, arrival_port: Optional[int], function: Optional[str]) -> bool:
         """Whether a Route URI designates this node: one of its names, or a sproutlet's."""
         if not isinstance(uri, SipUri):
             return False
-        return self.locality.is_local(uri) or self._match(uri, arrival_port) is not None
+        return self.locality.is_local(uri) or self._match(uri, arrival_port, function) is not None
 
     def _for_this_node(self, request: Request) -> Response:
         """The answer to a request for this node that no sproutlet takes: 200 to an OPTIONS
@@ -840,7 +856,8 @@ class _Wrapper:
         decrement_max_forwards(request)
         upstream = None if context is None else _ForkUpstream(self, fork.fork_id)
         try:
-            wrapper = proxy._route(request, upstream, self.received, self.depth + 1, None)
+            function = None if self.sproutlet is None else self.sproutlet.network_function
+            wrapper = proxy._route(request, upstream, self.received, self.depth + 1, None, function)
         except _TooManyHopsError:
             if context is not None:
                 too_many = _answer(request, 483, "Too Many Hops")
