@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import random
 import re
 import selectors
 import shutil
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import IO, Callable, Optional, Union
@@ -38,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 SCENARIOS = HERE / "scenarios"
 PJSUA2_CALL = HERE / "pjsua2_call.py"
 VECTORS = ROOT / "tests" / "vectors" / "rfc4475"
+SPROUT_PLUGINS = HERE / "sprout_plugins"
 
 #: Seconds any one peer program may run before it is killed and the test fails.
 PEER_TIMEOUT = 30.0
@@ -85,6 +87,22 @@ def free_port() -> int:
                     continue
                 return port
     raise RuntimeError("no port free for both TCP and UDP on " + HOST)
+
+
+def free_low_port() -> int:
+    """A port in 5000-9999 on 127.0.0.1, free for both TCP and UDP right now: sipsak 0.9.8.1
+    drops the last digit of a five-digit port in a Request-URI."""
+    for _ in range(200):
+        port = random.randint(5000, 9999)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind((HOST, port))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind((HOST, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port in 5000-9999 free for both TCP and UDP on " + HOST)
 
 
 def port_is_bound(transport: str, port: int) -> bool:
@@ -142,9 +160,15 @@ class Processes:
         self._started: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
 
     def start(
-        self, name: str, args: Command, *, stdout: Optional[int] = None
+        self,
+        name: str,
+        args: Command,
+        *,
+        stdout: Optional[int] = None,
+        env: Optional[Mapping[str, str]] = None,
     ) -> subprocess.Popen[bytes]:
-        """Start ``args`` with stderr (and stdout unless given) in ``log_dir/name.log``."""
+        """Start ``args`` with stderr (and stdout unless given) in ``log_dir/name.log``, with
+        ``env`` as its environment if given."""
         log = (self.log_dir / (name + ".log")).open("wb")
         process = subprocess.Popen(
             [str(a) for a in args],
@@ -152,6 +176,7 @@ class Processes:
             stdout=log if stdout is None else stdout,
             stderr=log,
             cwd=self.log_dir,
+            env=None if env is None else dict(env),
         )
         self._started.append((name, process, log))
         return process
@@ -266,6 +291,69 @@ def start_proxy(
     process = processes.start(name, args, stdout=subprocess.PIPE)
     assert process.stdout is not None
     return _read_ports(process, process.stdout, len(transports), processes, name)
+
+
+# ---- twistd sprout
+
+
+#: ``twistd`` under this interpreter (``python -m twisted`` is ``twist``, which has no ``-n``).
+TWISTD = (sys.executable, "-c", "from twisted.scripts.twistd import run; run()")
+
+
+@attrs.frozen
+class Sprout:
+    """A running ``twistd -n sprout`` and its ports (``http_port`` 0: no management port)."""
+
+    process: subprocess.Popen[bytes]
+    name: str
+    sip_port: int
+    http_port: int
+
+    @property
+    def address(self) -> str:
+        return HOST + ":" + str(self.sip_port)
+
+    def uri(self, user: str) -> str:
+        return "sip:" + user + "@" + self.address
+
+
+def sprout_env() -> dict[str, str]:
+    """The environment for twistd: this checkout first on PYTHONPATH, so that its
+    ``twisted/plugins`` (the ``sprout`` command) and ``clearwater`` are the ones found."""
+    path = os.environ.get("PYTHONPATH")
+    return dict(os.environ, PYTHONPATH=str(ROOT) + (os.pathsep + path if path else ""))
+
+
+def start_sprout(
+    processes: Processes,
+    *options: Union[str, Path],
+    sip_port: Optional[int] = None,
+    http_port: Optional[int] = None,
+    name: str = "sprout",
+) -> Sprout:
+    """Start ``twistd -n --pidfile= sprout`` with ``--home-domain example.com``, ``--local-ip``
+    127.0.0.1, ``--sip-port`` and ``--http-port`` (each a :func:`free_port` unless given; 0
+    for no management port) and ``options``; wait, with a deadline, for its log to say it
+    listens on UDP and TCP. The log (twistd's stdout) is ``processes.log(name)``."""
+    sip_port = free_port() if sip_port is None else sip_port
+    http_port = free_port() if http_port is None else http_port
+    args: list[Union[str, Path]] = [*TWISTD, "-n", "--pidfile=", "sprout"]
+    args += ["--home-domain", "example.com", "--local-ip", HOST, "--sip-port", str(sip_port)]
+    args += ["--http-port", str(http_port), *options]
+    process = processes.start(name, args, env=sprout_env())
+    wanted = ["sprout listening on " + t + ":" + HOST + ":" + str(sip_port) for t in ("udp", "tcp")]
+    wait_until(
+        lambda: process.poll() is not None or all(w in processes.log(name) for w in wanted),
+        STARTUP_TIMEOUT,
+        name + " to listen",
+    )
+    if process.poll() is not None:
+        pytest.fail(
+            name + " exited (" + str(process.returncode) + ") at start-up:\n" + processes.log(name)
+        )
+    if http_port:
+        wait_until(lambda: port_is_bound("tcp", http_port), STARTUP_TIMEOUT, "sprout's HTTP port")
+    return Sprout(process, name, sip_port, http_port)
 
 
 def _read_ports(

@@ -228,6 +228,14 @@ class Proxy:
 
     def _response(self, proxied: _Proxied, fork_id: int, response: Response) -> None:
         response.headers.pop_first(h.VIA)  # ours (§16.7 step 3)
+        if "Via" not in response.headers:
+            # §16.7 step 3: meant for this element, not to be forwarded. A final one still
+            # ends the fork: it fails (408) rather than waiting for a timeout.
+            _log.info("response {status} with only our Via dropped", status=response.status)
+            if response.status >= 200:
+                now = self.reactor.seconds()
+                self._apply(proxied, proxied.context.fork_failed(fork_id, now))
+            return
         self._apply(proxied, proxied.context.response(fork_id, response, self.reactor.seconds()))
 
     def _fork_failed(self, reason: Failure, proxied: _Proxied, fork_id: int) -> None:

@@ -229,7 +229,9 @@ class SproutletProxy:
         if rejection is not None:
             self._respond(transaction, rejection)
             return
-        received = request.copy()
+        # The transaction layer builds its 100 Trying from ``request`` after this returns: it
+        # stays as received (also for the loop hash and our own responses); a copy goes on.
+        received, request = request, request.copy()
         upstream = _ServerUpstream(self, transaction)
         root = self._route(request, upstream, received, 1, transaction.flow.local_port)
         if root is None:
@@ -239,9 +241,14 @@ class SproutletProxy:
             root = _Wrapper(self, upstream, request, received, 1, None, None)
         if request.method == "INVITE":
             self._roots[transaction] = root
-        transaction.on_failure = lambda _: root.post(root.rx_cancel, 408, None)
+        transaction.on_failure = lambda _: self._upstream_failed(root)
         if self.observer is not None:
             self.observer.transaction_started()
+        self.drain()
+
+    def _upstream_failed(self, root: _Wrapper) -> None:
+        """The server transaction failed (transport error, or no ACK): as a CANCEL with 408."""
+        root.post(root.rx_cancel, 408, None)
         self.drain()
 
     def ack_received(self, ack: Request, flow: Flow) -> None:
@@ -420,6 +427,19 @@ class SproutletProxy:
 
     def _fork_response(self, wrapper: _Wrapper, fork: _Fork, response: Response) -> None:
         response.headers.pop_first(h.VIA)  # ours (§16.7 step 3)
+        if "Via" not in response.headers:
+            # §16.7 step 3: meant for this element, not to be forwarded. A final one still
+            # ends the fork: it fails (408) rather than waiting for a timeout.
+            _log.info("response {status} with only our Via dropped", status=response.status)
+            if response.status >= 200:
+                fork.error = ErrorState.TRANSPORT_ERROR
+                wrapper.post(wrapper.fork_failed, fork.fork_id)
+                self.drain()
+            return
+        if response.status < 200:
+            fork.provisional = True
+            if fork.abandoned:
+                self.send_cancel(fork, None)  # §9.1: now it may be CANCELled
         wrapper.post(wrapper.fork_response, fork.fork_id, response)
         self.drain()
 
@@ -438,6 +458,9 @@ class SproutletProxy:
         if fork.target is None:
             fork.ended = True  # never sent: nothing to cancel downstream
             return
+        if fork.cancelled:
+            return
+        fork.cancelled = True
         cancel = build_cancel(fork.request)
         if reason is not None:
             cancel.headers.add("Reason", reason)
@@ -542,10 +565,13 @@ class _Fork:
     in process (``wrapper``, the sproutlet downstream) or on the network (``network``)."""
 
     __slots__ = (
+        "abandoned",
+        "cancelled",
         "ended",
         "error",
         "fork_id",
         "network",
+        "provisional",
         "request",
         "target",
         "timer_at",
@@ -563,6 +589,9 @@ class _Fork:
         self.timer_c: Optional[IDelayedCall] = None
         self.error = ErrorState.NONE
         self.ended = False  # terminated: nothing more to send for it
+        self.provisional = False  # a network fork had a provisional response
+        self.cancelled = False  # a network fork's CANCEL went
+        self.abandoned = False
 
     def stop_timer(self) -> None:
         self.timer_at = None
@@ -591,15 +620,13 @@ class _Wrapper:
     ) -> None:
         self.proxy = proxy
         self.upstream = upstream
-        self.request = request  # as this sproutlet received it (its Route removed)
+        self.request = request  # given to the sproutlet (its Route removed), which may change it
         self.received = received  # as it first arrived from the network: for the loop hash
         self.depth = depth
         self.route = route
         self.started_at = proxy.reactor.seconds()
         self.sproutlet = None if match is None else match.sproutlet
         self.context: Optional[ResponseContext] = None
-        if upstream is not None:
-            self.context = ResponseContext(request, timer_c=proxy.timer_c, deliver=True)
         self.forks: list[_Fork] = []
         self.timers: dict[int, IDelayedCall] = {}
         self._next_timer = 0
@@ -610,6 +637,7 @@ class _Wrapper:
         self._done = False
         self._tag = ""
         self.tsx: Optional[SproutletTsx] = None
+        self.original = received  # no sproutlet: the request as it came from the network
         self.active = False  # whether the tsx gets callbacks
         if match is not None:
             try:
@@ -620,6 +648,13 @@ class _Wrapper:
             if self.tsx is None:
                 return  # declined
             self.active = True
+            self.original = request.copy()  # as received, for original_request()
+        if upstream is not None:
+            # Synthetic responses (408, 487) are built from the request as received; with no
+            # sproutlet the context forwards and aggregates by itself (proxy mode).
+            self.context = ResponseContext(
+                self.original, timer_c=proxy.timer_c, deliver=self.tsx is not None
+            )
         proxy.started(self)
         self.post(self.rx_request)
 
@@ -727,9 +762,21 @@ class _Wrapper:
         context = self.context
         if context is None:
             return
+        self._drop_unsent_forks()
         if not context.final_sent:
             self.apply(context.send_upstream(self.create_response(self.request, status, reason)))
         self.apply(context.stop_delivering())
+
+    def _drop_unsent_forks(self) -> None:
+        """Forks sent by a callback but not gone yet when the callbacks end (a failure, a
+        CANCEL) never leave: each counts as failed (408)."""
+        context = self.context
+        assert context is not None
+        now = self.proxy.reactor.seconds()
+        for fork in self.forks:
+            if not fork.ended and not fork.network and fork.wrapper is None:
+                fork.ended = True
+                self.apply(context.fork_failed(fork.fork_id, now))
 
     def stop_timers(self) -> None:
         for call in self.timers.values():
@@ -788,6 +835,7 @@ class _Wrapper:
         self.stop_timers()
         context = self.context
         if context is not None:
+            self._drop_unsent_forks()
             self.apply(context.stop_delivering())
             self.apply(context.cancel(self.proxy.reactor.seconds(), reason))
 
@@ -880,7 +928,7 @@ class _Wrapper:
     # ---- SproutletTsxHelper
 
     def original_request(self) -> Request:
-        return self.request.copy()
+        return self.original.copy()
 
     def route_hdr(self) -> Optional[NameAddr]:
         return self.route
@@ -942,8 +990,26 @@ class _Wrapper:
             self.apply(self.context.cancel_pending_forks(_reason_header(status, reason)))
 
     def mark_pending_forks_as_abandoned(self) -> None:
-        if self.context is not None:
-            self.apply(self.context.mark_pending_forks_as_abandoned())
+        """The pending forks' responses no longer count; they are not left running either:
+        an INVITE fork on the network is CANCELled (once it has had a provisional response,
+        §9.1), one in process gets on_rx_cancel, one not sent yet never goes."""
+        context = self.context
+        if context is None:
+            return
+        invite = self.request.method == "INVITE"
+        for fork_id in context.pending_forks:
+            fork = self.forks[fork_id]
+            fork.abandoned = True
+            if fork.network:
+                if invite and fork.provisional:
+                    self.proxy.send_cancel(fork, None)
+            elif fork.wrapper is not None:
+                if invite:
+                    cancel = build_cancel(fork.request)
+                    fork.wrapper.post(fork.wrapper.rx_cancel, 487, cancel)
+            else:
+                fork.ended = True
+        self.apply(context.mark_pending_forks_as_abandoned())
 
     def fork_state(self, fork_id: int) -> ForkStatus:
         if self.context is None:

@@ -320,7 +320,10 @@ class ServerTransaction(_Transaction):
         self._last: Optional[EncodedResponse] = None  # the last response sent, to retransmit
 
     def respond(self, response: Response) -> None:
-        """Send a response (provisional or final). Raises ValueError when the state forbids it."""
+        """Send a response (provisional or final). Raises ValueError when the state forbids it,
+        or when the response has no Via to be sent by (RFC 3261 §18.2.2)."""
+        if "Via" not in response.headers:
+            raise ValueError("a response without a Via cannot be sent (RFC 3261 §18.2.2)")
         effects = self.machine.send_response(response, self._layer.clock.seconds())
         self.responded = True
         if response.status >= 200 and self.final_status is None:

@@ -86,6 +86,8 @@ def _forget_new_modules(before: set[str]) -> None:
 
 @pytest.fixture(autouse=True)
 def _no_leaking_modules() -> Iterator[None]:
+    for key in _synthetic_modules():  # left by other test files (sprout's service tests)
+        del sys.modules[key]
     before = set(sys.modules)
     yield
     _forget_new_modules(before)
