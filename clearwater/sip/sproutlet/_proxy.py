@@ -296,6 +296,10 @@ class SproutletProxy:
                     request.headers.pop_first(h.ROUTE)
             uri = request.uri if top is None else top.uri
             match = self._match(uri, arrival_port, function)
+            if match is None and top is None and arrival_port is not None:
+                # Spec §2.4 rule 4: with no Route, the sproutlet of the port it arrived on.
+                owner = self.table.by_port.get(arrival_port)
+                match = None if owner is None else Match(owner, owner.service_name)
             if match is not None:
                 if depth > self.max_sproutlet_depth:
                     raise _TooManyHopsError()
@@ -764,7 +768,7 @@ class _Wrapper:
             return
         self._drop_unsent_forks()
         if not context.final_sent:
-            self.apply(context.send_upstream(self.create_response(self.request, status, reason)))
+            self.apply(context.send_upstream(self.create_response(self.original, status, reason)))
         self.apply(context.stop_delivering())
 
     def _drop_unsent_forks(self) -> None:
@@ -943,7 +947,7 @@ class _Wrapper:
         return match is not None and match.sproutlet is self.sproutlet
 
     def create_request(self) -> Request:
-        return Request(self.request.method, self.request.uri, [("Max-Forwards", "70")])
+        return Request(self.original.method, self.original.uri, [("Max-Forwards", "70")])
 
     def clone_request(self, request: Request) -> Request:
         return request.copy()
