@@ -31,16 +31,27 @@ never the process-global default, so tests do not collide. Several functions may
 registry (the all-in-one ``clearwater`` plugin, one management port): their series differ by
 ``function``; two instances with the same name on one registry add to the same series.
 
-The labelled children are made up front and kept in dicts: calling ``labels()`` on each event
-would be slow on the SIP hot path.
+The counts are plain integers on the instance, turned into metric families only when the
+registry is scraped: prometheus_client's own Counter takes a lock on every increment, which is
+measurable on the SIP hot path.
 """
 
 from __future__ import annotations
 
+import itertools
 import weakref
+from collections.abc import Iterable
 from typing import Optional
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from typing_extensions import override
 
 __all__ = ["LATENCY_BUCKETS", "OTHER_METHOD", "SIP_METHODS", "SipMetrics"]
 
@@ -85,46 +96,91 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 (64 * T1) of timers B and F (RFC 3261 §17.1); slower transactions land in ``+Inf``."""
 
 _CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "6xx")
-
-_Families = tuple[Counter, Counter, Histogram, Gauge]
-
-# A registry accepts each metric name once; the functions sharing one (the all-in-one plugin's
-# single management port) share the families and differ by their ``function`` label.
-_FAMILIES: weakref.WeakKeyDictionary[CollectorRegistry, _Families] = weakref.WeakKeyDictionary()
+_METHOD_LABELS = (*sorted(SIP_METHODS), OTHER_METHOD)
 
 
-def _families(registry: CollectorRegistry) -> _Families:
-    families = _FAMILIES.get(registry)
-    if families is None:
-        families = (
-            Counter(
-                "clearwater_sip_requests",
-                "SIP requests received, by method.",
-                ("function", "method"),
-                registry=registry,
-            ),
-            Counter(
-                "clearwater_sip_responses",
-                "SIP responses sent upstream, by status class.",
-                ("function", "class"),
-                registry=registry,
-            ),
-            Histogram(
-                "clearwater_sip_transaction_seconds",
-                "SIP transaction duration in seconds, by method.",
-                ("function", "method"),
-                buckets=LATENCY_BUCKETS,
-                registry=registry,
-            ),
-            Gauge(
-                "clearwater_sip_transactions_active",
-                "SIP transactions in progress.",
-                ("function",),
-                registry=registry,
-            ),
+class _Latency:
+    """One histogram series: a count per bucket (not cumulative), the sum and the count."""
+
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * len(LATENCY_BUCKETS)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.buckets[i] += 1
+                return
+
+
+class _Collector(Collector):
+    """The families of every :class:`SipMetrics` on one registry, built at scrape time from
+    their plain counters; instances with the same function add up."""
+
+    def __init__(self) -> None:
+        self.members: weakref.WeakSet[SipMetrics] = weakref.WeakSet()
+
+    @override
+    def collect(self) -> Iterable[Metric]:
+        labels = ["function", "method"]
+        requests = CounterMetricFamily(
+            "clearwater_sip_requests", "SIP requests received, by method.", labels=labels
         )
-        _FAMILIES[registry] = families
-    return families
+        responses = CounterMetricFamily(
+            "clearwater_sip_responses",
+            "SIP responses sent upstream, by status class.",
+            labels=["function", "class"],
+        )
+        latency = HistogramMetricFamily(
+            "clearwater_sip_transaction_seconds",
+            "SIP transaction duration in seconds, by method.",
+            labels=labels,
+        )
+        active = GaugeMetricFamily(
+            "clearwater_sip_transactions_active",
+            "SIP transactions in progress.",
+            labels=["function"],
+        )
+        by_function: dict[str, list[SipMetrics]] = {}
+        for member in list(self.members):
+            by_function.setdefault(member.function, []).append(member)
+        for function, members in sorted(by_function.items()):
+            for method in _METHOD_LABELS:
+                requests.add_metric([function, method], sum(m._requests[method] for m in members))
+                buckets = [0] * len(LATENCY_BUCKETS)
+                count, total = 0, 0.0
+                for m in members:
+                    series = m._latency[method]
+                    buckets = [a + b for a, b in zip(buckets, series.buckets)]
+                    count += series.count
+                    total += series.total
+                cumulative = list(itertools.accumulate(buckets))
+                latency.add_metric(
+                    [function, method],
+                    [
+                        *((_bound(b), float(n)) for b, n in zip(LATENCY_BUCKETS, cumulative)),
+                        ("+Inf", float(count)),
+                    ],
+                    total,
+                )
+            for i, name in enumerate(_CLASSES):
+                responses.add_metric([function, name], sum(m._responses[i] for m in members))
+            active.add_metric([function], sum(m._active for m in members))
+        return [requests, responses, latency, active]
+
+
+def _bound(value: float) -> str:
+    return repr(value)  # as prometheus_client writes a bucket bound: "0.005", "1.0"
+
+
+# One collector per registry: the functions sharing one (the all-in-one plugin's single
+# management port) share the families and differ by their ``function`` label.
+_COLLECTORS: weakref.WeakKeyDictionary[CollectorRegistry, _Collector] = weakref.WeakKeyDictionary()
 
 
 class SipMetrics:
@@ -136,10 +192,9 @@ class SipMetrics:
     """
 
     __slots__ = (
+        "__weakref__",
         "_active",
         "_latency",
-        "_other_latency",
-        "_other_requests",
         "_requests",
         "_responses",
         "function",
@@ -149,19 +204,22 @@ class SipMetrics:
     def __init__(self, function: str, registry: Optional[CollectorRegistry] = None) -> None:
         self.function = function
         self.registry = CollectorRegistry() if registry is None else registry
-        requests, responses, latency, active = _families(self.registry)
-        # Every series exists from the start (a scrape shows zeros, not gaps), and the hot
-        # path is a dict lookup and an increment.
-        self._requests = {m: requests.labels(function, m) for m in SIP_METHODS}
-        self._other_requests = requests.labels(function, OTHER_METHOD)
-        self._latency = {m: latency.labels(function, m) for m in SIP_METHODS}
-        self._other_latency = latency.labels(function, OTHER_METHOD)
-        self._responses = tuple(responses.labels(function, c) for c in _CLASSES)
-        self._active = active.labels(function)
+        collector = _COLLECTORS.get(self.registry)
+        if collector is None:
+            collector = _COLLECTORS[self.registry] = _Collector()
+            self.registry.register(collector)
+        collector.members.add(self)
+        # Plain counters, read at scrape time: the hot path is a dict lookup and an addition
+        # (prometheus_client's own metrics take a lock on every increment).
+        self._requests = dict.fromkeys(_METHOD_LABELS, 0)
+        self._latency = {m: _Latency() for m in _METHOD_LABELS}
+        self._responses = [0] * len(_CLASSES)
+        self._active = 0
 
     def request_received(self, method: str) -> None:
         """Count a request received with ``method`` (``"other"`` unless in :data:`SIP_METHODS`)."""
-        self._requests.get(method, self._other_requests).inc()
+        key = method if method in SIP_METHODS else OTHER_METHOD
+        self._requests[key] += 1
 
     def response_sent(self, status: int) -> None:
         """Count a response sent upstream in the class of ``status``.
@@ -170,13 +228,13 @@ class SipMetrics:
         """
         if not 100 <= status <= 699:
             raise ValueError("SIP status code out of range 100-699: " + str(status))
-        self._responses[status // 100 - 1].inc()
+        self._responses[status // 100 - 1] += 1
 
     def transaction_started(self) -> None:
         """Count a transaction as in progress."""
-        self._active.inc()
+        self._active += 1
 
     def transaction_ended(self, method: str, seconds: float) -> None:
         """Record a transaction of ``method`` that took ``seconds``, and count it as over."""
-        self._active.dec()
-        self._latency.get(method, self._other_latency).observe(seconds)
+        self._active -= 1
+        self._latency[method if method in SIP_METHODS else OTHER_METHOD].observe(seconds)

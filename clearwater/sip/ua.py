@@ -35,6 +35,7 @@ from twisted.python.failure import Failure
 from clearwater._types import ISipReactor
 from clearwater.errors import ClearwaterError, ParseError, RequestTimedOut, TransportError
 from clearwater.sip._message import Headers, Request, Response
+from clearwater.sip._random import random_hex
 from clearwater.sip._status import reason_phrase
 from clearwater.sip._uri import SipUri, Uri, parse_uri
 from clearwater.sip._values import NameAddr, Via
@@ -81,7 +82,7 @@ ALLOWED = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "MESSA
 
 def new_branch() -> str:
     """A fresh RFC 3261 branch (§8.1.1.7): the magic cookie and 64 random bits."""
-    return BRANCH_COOKIE + secrets.token_hex(8)
+    return BRANCH_COOKIE + random_hex(8)
 
 
 def new_tag() -> str:

@@ -22,6 +22,7 @@ reproduced in the tests.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -34,6 +35,7 @@ from typing_extensions import override
 from clearwater.errors import ParseError
 from clearwater.sip import NameAddr, Request, Response, SipUri, TelUri, Uri, Via
 from clearwater.sip import headers as h
+from clearwater.sip._random import random_hex
 from clearwater.sip._status import reason_phrase
 from clearwater.sip.transaction import BRANCH_COOKIE, build_response
 
@@ -68,6 +70,7 @@ class Locality(Protocol):
         """True if ``uri``'s host and port (explicit or default) are this proxy's own."""
 
 
+@functools.lru_cache(maxsize=4096)
 def host_key(host: str) -> str:
     """A host in comparable form: IP addresses normalised (IPv6 without brackets), names
     lower-cased without a trailing dot."""
@@ -233,7 +236,7 @@ def branch_for(request: Request, *, loop_detect: bool = True) -> str:
     translation)", and :func:`detect_loop` can only recompute the hash from a request as it
     arrives. Keep the received request (or a :meth:`~clearwater.sip.Request.copy`) for this.
     """
-    random_part = secrets.token_hex(8)
+    random_part = random_hex(8)
     if not loop_detect:
         return BRANCH_COOKIE + random_part
     vias = request.vias

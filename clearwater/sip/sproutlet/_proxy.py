@@ -417,20 +417,26 @@ class SproutletProxy:
         hop = next_hop(request)
         add_via(request, "UDP", "0.0.0.0", None, branch_for(wrapper.received))
         d = self.stack.resolver.resolve(hop)
-        d.addCallback(self._send_fork, wrapper, fork)
-        d.addErrback(self._fork_failed, wrapper, fork)
+        d.addCallback(self._send_fork, fork)
+        d.addErrback(self._fork_failed, fork)
 
-    def _send_fork(self, targets: list[Target], wrapper: _Wrapper, fork: _Fork) -> None:
-        if fork.ended:
+    def _send_fork(self, targets: list[Target], fork: _Fork) -> None:
+        if fork.ended or fork.owner is None:
             return  # cancelled while its next hop was being resolved
+        # The client transaction lingers after its final response (up to 64*T1): it holds
+        # the fork, not the wrapper, which goes as soon as it has finished.
         tsx = self.stack.transactions.send_request(
-            fork.request, targets[0], lambda r: self._fork_response(wrapper, fork, r)
+            fork.request, targets[0], lambda r: self._fork_response(fork, r)
         )
         fork.target = tsx.target
-        tsx.result.addErrback(self._fork_failed, wrapper, fork)
+        tsx.result.addErrback(self._fork_failed, fork)
 
-    def _fork_response(self, wrapper: _Wrapper, fork: _Fork, response: Response) -> None:
+    def _fork_response(self, fork: _Fork, response: Response) -> None:
         response.headers.pop_first(h.VIA)  # ours (§16.7 step 3)
+        wrapper = fork.owner
+        if wrapper is None:
+            self._late_response(fork, response)
+            return
         if "Via" not in response.headers:
             # §16.7 step 3: meant for this element, not to be forwarded. A final one still
             # ends the fork: it fails (408) rather than waiting for a timeout.
@@ -447,7 +453,21 @@ class SproutletProxy:
         wrapper.post(wrapper.fork_response, fork.fork_id, response)
         self.drain()
 
-    def _fork_failed(self, reason: Failure, wrapper: _Wrapper, fork: _Fork) -> None:
+    def _late_response(self, fork: _Fork, response: Response) -> None:
+        """A response after its wrapper finished: an INVITE's 2xx (a retransmission, or
+        another branch answering downstream) goes upstream statelessly by its Via (RFC 6026
+        §7.2; no Via left: it was for us); anything else is dropped."""
+        flow = fork.late_flow
+        if flow is None or not 200 <= response.status < 300 or "Via" not in response.headers:
+            return
+        self.stack.transport.send_response(response, flow).addErrback(
+            _log_failure, "late 2xx not forwarded"
+        )
+
+    def _fork_failed(self, reason: Failure, fork: _Fork) -> None:
+        wrapper = fork.owner
+        if wrapper is None:
+            return
         if isinstance(reason.value, RequestTimedOut):
             fork.error = ErrorState.TIMEOUT
         elif isinstance(reason.value, ResolutionError):
@@ -574,7 +594,9 @@ class _Fork:
         "ended",
         "error",
         "fork_id",
+        "late_flow",
         "network",
+        "owner",
         "provisional",
         "request",
         "target",
@@ -583,7 +605,9 @@ class _Fork:
         "wrapper",
     )
 
-    def __init__(self, fork_id: int, request: Request) -> None:
+    def __init__(self, owner: _Wrapper, fork_id: int, request: Request) -> None:
+        self.owner: Optional[_Wrapper] = owner  # None once the owner has finished
+        self.late_flow: Optional[Flow] = None  # then: where a late 2xx goes
         self.fork_id = fork_id
         self.request = request
         self.wrapper: Optional[_Wrapper] = None
@@ -629,6 +653,12 @@ class _Wrapper:
         self.depth = depth
         self.route = route
         self.started_at = proxy.reactor.seconds()
+        #: The flow the request came in on from the network (None for an ACK).
+        self.root_flow: Optional[Flow] = None
+        if isinstance(upstream, _ServerUpstream):
+            self.root_flow = upstream.transaction.flow
+        elif isinstance(upstream, _ForkUpstream):
+            self.root_flow = upstream.wrapper.root_flow
         self.sproutlet = None if match is None else match.sproutlet
         self.context: Optional[ResponseContext] = None
         self.forks: list[_Fork] = []
@@ -751,9 +781,24 @@ class _Wrapper:
             self.finish()
 
     def finish(self) -> None:
+        """Done: final response sent, no fork pending, no timer. Whatever still comes for the
+        forks is an INVITE's late 2xx, which goes upstream statelessly; nothing that lingers
+        (client transactions, the server transaction) keeps the wrapper, the tsx or the
+        sproutlets downstream alive, and no reference cycle is left for the garbage
+        collector."""
         self._done = True
         self.stop_timers()
         self.proxy.finished(self)
+        late_flow = self.root_flow if self.original.method == "INVITE" else None
+        for fork in self.forks:
+            fork.owner = None
+            fork.wrapper = None
+            fork.late_flow = late_flow
+        upstream = self.upstream
+        if isinstance(upstream, _ServerUpstream):
+            upstream.transaction.on_failure = None
+        self.tsx = None
+        self.active = False
 
     def crashed(self, failure: Failure) -> None:
         _log.failure("sproutlet {name} failed", failure, name=self.name)
@@ -968,10 +1013,10 @@ class _Wrapper:
     def send_request(self, request: Request) -> int:
         context = self.context
         if context is None:  # an ACK: no response context
-            fork = _Fork(len(self.forks), request)
+            fork = _Fork(self, len(self.forks), request)
         else:
             fork_id, effects = context.add_fork(self.proxy.reactor.seconds())
-            fork = _Fork(fork_id, request)
+            fork = _Fork(self, fork_id, request)
             self.forks.append(fork)
             self.apply(effects)
         if context is None:
