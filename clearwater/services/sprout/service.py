@@ -11,7 +11,9 @@ named ``MultiService`` (STYLE.md §2.4):
   node), the transactions in progress finish (for at most :data:`QUIESCE_TIMEOUT` seconds), then
   the sockets close;
 - ``"http"``: ``GET /ping`` and ``GET /metrics`` (ARCHITECTURE.md §6) on ``--http-address``
-  (loopback by default) and ``--http-port`` (9888; 0: none).
+  (loopback by default) and ``--http-port`` (9888; 0: none);
+- ``"gc"`` (from :func:`make_service`): CPython's garbage collector tuned for lingering
+  transactions (:mod:`clearwater.services._gc`).
 
 The built-in sproutlets (S-CSCF, I-CSCF, BGCF, the application servers) come with later issues;
 their options are accepted already. Until then sprout hosts the plugins' sproutlets and proxies
@@ -32,6 +34,7 @@ from typing_extensions import override
 from clearwater._types import ISipReactor
 from clearwater.http import management_site
 from clearwater.metrics import SipMetrics
+from clearwater.services._gc import GcTuning
 from clearwater.services.sprout.tap import SproutConfig
 from clearwater.sip import SipUri
 from clearwater.sip.sproutlet import (
@@ -191,6 +194,10 @@ def make_service(config: SproutConfig, reactor: ISipReactor) -> service.MultiSer
     sprout refused to start (spec §2.10)."""
     try:
         sproutlets = load_plugins(config)
-        return build(config, reactor, sproutlets)
+        top = build(config, reactor, sproutlets)
     except (PluginError, ValueError) as e:
         raise SystemExit("twistd sprout: " + str(e)) from e
+    tuning = GcTuning(reactor)
+    tuning.setName("gc")  # type: ignore[no-untyped-call]
+    tuning.setServiceParent(top)  # type: ignore[no-untyped-call]
+    return top

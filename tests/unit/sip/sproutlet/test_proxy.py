@@ -30,7 +30,7 @@ from clearwater.sip.sproutlet import (
 )
 from clearwater.sip.transaction import FailureReason, TimerSettings, build_cancel, build_response
 from clearwater.sip.ua import CallFailedError, IncomingRequest, OutgoingCall, UserAgent
-from clearwater.testing import LossyDatagramLink, SipMemoryReactor
+from clearwater.testing import LossyDatagramLink, SipMemoryReactor, drop_matching
 
 ALICE, BOB, PROXY, CAROL, NOWHERE = "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.9"
 SPROUT = "sprout.example.com"
@@ -1055,6 +1055,24 @@ class RecordRoute(Logged):
 
 
 class DialogTests(ProxyTestCase):
+    def test_a_2xx_retransmitted_after_the_transaction_finished_goes_to_alice(self) -> None:
+        """Alice's ACK is lost: Bob retransmits his 200; the wrapper has finished, so the
+        proxy forwards it statelessly by its Via (RFC 6026 §7.2) and Alice ACKs again."""
+        bob: list[IncomingRequest] = []
+        net = Net(Service("fwd"), bob=answer(200, bob))
+        [alice_proxy] = [
+            link for link in net.links if {link.a.interface, link.b.interface} == {ALICE, PROXY}
+        ]
+        alice_proxy.drop = drop_matching(lambda data: data.startswith(b"ACK"), limit=1)
+        call = net.invite(BOB_URI, routes=[route_to("fwd")])
+        self.successResultOf(call.answered)
+        assert net.proxy.active_transactions == 0  # finished: nothing holds the wrapper
+        assert net.requests(PROXY, BOB, "ACK") == []
+        net.run(1.0)  # Bob's timer G: the 200 again
+        assert net.sent(PROXY, to=ALICE, trying=False) == ["180 INVITE", "200 INVITE", "200 INVITE"]
+        assert len(net.requests(PROXY, BOB, "ACK")) == 1
+        self.successResultOf(bob[0].acked)
+
     def test_a_record_routing_sproutlet_stays_on_the_dialog(self) -> None:
         log: list[str] = []
         bob: list[IncomingRequest] = []
