@@ -429,7 +429,9 @@ class SproutletProxy:
             fork.request, targets[0], lambda r: self._fork_response(fork, r)
         )
         fork.target = tsx.target
-        tsx.result.addErrback(self._fork_failed, fork)
+        # The final response reaches us through the callback above; the result Deferred is
+        # only for failures, and must not keep that response while the transaction lingers.
+        tsx.result.addCallbacks(_discard, self._fork_failed, errbackArgs=(fork,))
 
     def _fork_response(self, fork: _Fork, response: Response) -> None:
         response.headers.pop_first(h.VIA)  # ours (§16.7 step 3)
@@ -489,7 +491,7 @@ class SproutletProxy:
         if reason is not None:
             cancel.headers.add("Reason", reason)
         tsx = self.stack.transactions.send_request(cancel, fork.target)
-        tsx.result.addErrback(_log_failure, "CANCEL failed")
+        tsx.result.addCallbacks(_discard, _log_failure, errbackArgs=("CANCEL failed",))
 
     def send_stateless(self, request: Request, received: Request) -> None:
         """Forward ``request`` (an ACK) with no transaction (§16.11)."""
@@ -1117,6 +1119,10 @@ def _answer(request: Request, status: int, reason: Optional[str] = None) -> Resp
     if status > 100 and request.to.tag is None:
         response.headers.set("To", request.to.with_param("tag", secrets.token_hex(4)))
     return response
+
+
+def _discard(_: object) -> None:
+    return None
 
 
 def _log_failure(reason: Failure, what: str) -> None:
