@@ -20,10 +20,14 @@ from clearwater.sip import NameAddr, Request, Response, SipUri, parse_message, p
 from clearwater.sip.proxy import ForkState
 from clearwater.sip.sproutlet import (
     DEFAULT_MAX_SPROUTLET_DEPTH,
+    AppServer,
+    AppServerTsx,
+    AppServerTsxHelper,
     ErrorState,
     ForkStatus,
     ProxyObserver,
     Sproutlet,
+    SproutletAppServerShim,
     SproutletProxy,
     SproutletTsx,
     SproutletTsxHelper,
@@ -1662,4 +1666,50 @@ class LateFailureTests(ProxyTestCase):
         assert net.sent(PROXY, to=BOB) == []
         assert self.call_failed(call).status == 487
         assert net.sent(PROXY, to=ALICE) == ["100 INVITE", "200 CANCEL", "487 INVITE"]
+        self.assert_idle(net)
+
+
+# --------------------------------------------------------------------------- AppServer API
+
+
+class AppServerTests(ProxyTestCase):
+    """An AppServer hosted through SproutletAppServerShim on the real proxy (spec §2.8)."""
+
+    def test_the_as_record_routes_with_its_dialog_id_and_keeps_the_onward_route(self) -> None:
+        seen: list[tuple[str, str, bool]] = []  # (event, dialog id, Route visible to the AS)
+
+        class Tsx(AppServerTsx):
+            @override
+            def on_initial_request(self, request: Request) -> None:
+                seen.append(("initial", self.dialog_id(), "Route" in request.headers))
+                self.add_to_dialog("d1")
+                self.send_request(request)
+
+            @override
+            def on_in_dialog_request(self, request: Request) -> None:
+                seen.append(("in-dialog " + request.method, self.dialog_id(), False))
+                self.send_request(request)
+
+        class MyAs(AppServer):
+            @override
+            def get_app_tsx(
+                self, helper: AppServerTsxHelper, request: Request
+            ) -> Optional[AppServerTsx]:
+                return Tsx(helper)
+
+        bob: list[IncomingRequest] = []
+        net = Net(SproutletAppServerShim(MyAs("myas")), bob=answer(200, bob))
+        onward = "<sip:" + BOB + ":5060;lr>"  # where the request goes after the AS
+        call = net.invite(BOB_URI, routes=[route_to("myas"), onward])
+        self.successResultOf(call.answered)
+        [invite] = net.requests(PROXY, BOB, "INVITE")
+        assert invite.headers.get_all("Route") == [onward]  # restored by the shim
+        [record_route] = invite.headers.get_all("Record-Route")
+        assert record_route == "<sip:" + PROXY + ";lr;service=myas;dialog_id=d1>"
+        assert bob[0].dialog is not None
+        bye = bob[0].dialog.bye()  # back through the AS by its Record-Route
+        net.pump()
+        assert self.final(bye).status == 200
+        assert seen[0] == ("initial", "", False)
+        assert ("in-dialog BYE", "d1", False) in seen
         self.assert_idle(net)
