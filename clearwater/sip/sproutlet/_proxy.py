@@ -36,7 +36,8 @@ Per wrapper:
   ``on_rx_cancel``, after which the pending forks are cancelled, the timers stopped and no callback
   runs any more; the response context answers (487 unless a 2xx or 6xx won);
 - **failures**: an exception in a callback (or a failed awaitable) is logged and answered with a
-  500 upstream if no final response went; the sproutlet gets no more callbacks. A sproutlet that
+  500 upstream if no final response went; the sproutlet gets no more callbacks. An exception in
+  ``get_tsx`` is a 500 too, never a bypass of that sproutlet. A sproutlet that
   leaves a request with no response, no pending fork and no running timer gets a 500 too. Never a
   hung transaction.
 
@@ -304,7 +305,7 @@ class SproutletProxy:
                 if depth > self.max_sproutlet_depth:
                     raise _TooManyHopsError()
                 wrapper = _Wrapper(self, upstream, request, received, depth, top, match)
-                if wrapper.tsx is not None:
+                if wrapper.taken:
                     return wrapper
             if top is None:
                 return None  # the Request-URI: no sproutlet (or one that declined)
@@ -675,15 +676,16 @@ class _Wrapper:
         self.tsx: Optional[SproutletTsx] = None
         self.original = received  # no sproutlet: the request as it came from the network
         self.active = False  # whether the tsx gets callbacks
+        self._broken = False  # get_tsx raised: the request is answered 500, never routed on
         if match is not None:
             try:
                 self.tsx = match.sproutlet.get_tsx(self, match.alias, request)
             except Exception:
                 _log.failure("sproutlet {name}: get_tsx failed", name=match.sproutlet.service_name)
-                self.tsx = None
-            if self.tsx is None:
+                self._broken = True
+            if self.tsx is None and not self._broken:
                 return  # declined
-            self.active = True
+            self.active = not self._broken
             self.original = request.copy()  # as received, for original_request()
         if upstream is not None:
             # Synthetic responses (408, 487) are built from the request as received; with no
@@ -697,6 +699,11 @@ class _Wrapper:
     @property
     def name(self) -> str:
         return "proxy" if self.sproutlet is None else self.sproutlet.service_name
+
+    @property
+    def taken(self) -> bool:
+        """Whether the sproutlet took the request (False: get_tsx declined)."""
+        return self.tsx is not None or self._broken
 
     # ---- the event queue
 
@@ -842,6 +849,11 @@ class _Wrapper:
     def rx_request(self) -> Optional[Deferred[Any]]:
         request = self.request
         tsx = self.tsx
+        if self._broken:
+            # A sproutlet that cannot start its transaction must not be bypassed (it may be
+            # the one that authenticates): 500, as for any exception in a sproutlet.
+            self.fail(500, "Sproutlet " + self.name + " failed")
+            return None
         if tsx is None:
             self.send_request(request)  # no sproutlet: forward it
             return None

@@ -494,14 +494,17 @@ class MatchingTests(ProxyTestCase):
         assert message.max_forwards == 69
         self.assert_idle(net)
 
-    def test_get_tsx_raising_counts_as_declining(self) -> None:
+    def test_get_tsx_raising_is_a_500_not_a_bypass(self) -> None:
+        """A sproutlet that cannot start its transaction may be the one that authenticates:
+        the request is answered 500 and never routed on past it."""
+
         def broken(helper: SproutletTsxHelper) -> SproutletTsx:
             raise RuntimeError("no tsx today")
 
         net = Net(Service("broken", broken), bob=answer(200))
         response = self.final(net.request("MESSAGE", BOB_URI, routes=[route_to("broken")]))
-        assert response.status == 200
-        assert net.sent(PROXY, to=BOB) == ["MESSAGE"]
+        assert (response.status, response.reason) == (500, "Sproutlet broken failed")
+        assert net.sent(PROXY, to=BOB) == []
         [error] = self.logged_errors(RuntimeError)
         assert str(error.value) == "no tsx today"
         self.assert_idle(net)
