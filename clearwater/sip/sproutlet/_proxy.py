@@ -154,6 +154,9 @@ class SproutletProxy:
         self.reactor = reactor
         self.hostname = hostname
         self.sproutlets = tuple(sproutlets)
+        for sproutlet in self.sproutlets:  # spec §2.9: the default sproutlet URI
+            if not sproutlet.uri:
+                sproutlet.uri = "sip:" + sproutlet.service_name + "." + hostname + ";transport=tcp"
         hosts = [hostname, *local_hosts]
         self.table: ServiceTable = build_table(
             self.sproutlets, local_hosts=hosts, remote_hosts=remote_hosts

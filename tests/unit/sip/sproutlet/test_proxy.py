@@ -1716,3 +1716,14 @@ class AppServerTests(ProxyTestCase):
         assert seen[0] == ("initial", "", False)
         assert ("in-dialog BYE", "d1", False) in seen
         self.assert_idle(net)
+
+
+def test_a_sproutlet_without_uri_gets_the_default_one() -> None:
+    given = Service("given")
+    given.uri = "sip:given.example.net"
+    default = Service("plain")
+    SproutletProxy(
+        cast(ISipReactor, SipMemoryReactor()), [given, default], hostname="sprout.example.com"
+    )
+    assert given.uri == "sip:given.example.net"
+    assert default.uri == "sip:plain.sprout.example.com;transport=tcp"
