@@ -893,8 +893,18 @@ class _Wrapper:
         reason = None if cancel is None else cancel.headers.get("Reason")
         result = None
         if self.active and self.tsx is not None:
-            result = self.callback(self.tsx.on_rx_cancel, status, cancel)
+            # The caller has cancelled: a sproutlet failing in on_rx_cancel is logged, and the
+            # cancel goes on (487 upstream, not a 500).
+            try:
+                result = self.callback(self.tsx.on_rx_cancel, status, cancel)
+            except Exception:
+                _log.failure("sproutlet {name}: on_rx_cancel failed", name=self.name)
+            if result is not None:
+                result.addErrback(self._cancel_callback_failed)
         return self.then(result, self._cancel_all, reason)
+
+    def _cancel_callback_failed(self, failure: Failure) -> None:
+        _log.failure("sproutlet {name}: on_rx_cancel failed", failure, name=self.name)
 
     def _cancel_all(self, reason: Optional[str]) -> None:
         self.active = False

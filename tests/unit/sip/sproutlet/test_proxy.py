@@ -1397,6 +1397,22 @@ class CancelTests(ProxyTestCase):
         assert net.sent(PROXY, to=ALICE, trying=False)[-2:] == ["200 CANCEL", "487 INVITE"]
         self.assert_idle(net)
 
+    def test_a_failing_on_rx_cancel_still_cancels_with_487(self) -> None:
+        class Clumsy(SproutletTsx):
+            @override
+            def on_rx_cancel(self, status: int, cancel: Optional[Request]) -> None:
+                raise RuntimeError("cleanup failed")
+
+        net = Net(Service("clumsy", Clumsy), bob=ring)
+        call = net.invite(BOB_URI, routes=[route_to("clumsy")])
+        call.cancel()
+        net.pump()
+        assert self.call_failed(call).status == 487
+        assert net.sent(PROXY, to=BOB) == ["INVITE", "CANCEL", "ACK"]
+        [error] = self.logged_errors(RuntimeError)
+        assert str(error.value) == "cleanup failed"
+        self.assert_idle(net)
+
     def test_a_cancel_for_no_transaction_gets_481(self) -> None:
         greeter = Service("greeter", answering())
         net = Net(greeter)
