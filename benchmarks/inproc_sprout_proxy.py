@@ -24,7 +24,8 @@ import sys
 import time
 from typing import Optional, cast
 
-from benchmarks.inproc_echo_uas import _HeapClockReactor
+from benchmarks import inproc_echo_uas as echo
+from benchmarks.inproc_echo_uas import SDP, _HeapClockReactor
 from clearwater._types import ISipReactor
 from clearwater.sip.sproutlet import Sproutlet, SproutletProxy
 
@@ -33,36 +34,12 @@ PROXY_PORT = 5062
 CALLER = ("127.0.0.1", 5061)
 CALLEE = ("127.0.0.1", 5070)
 
-SDP = (
-    "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-    "t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-)
-INVITE = (
-    "INVITE sip:service@127.0.0.1:5070 SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-1-0\r\n"
-    "Route: <sip:127.0.0.1:5062;lr>\r\n"
-    "From: sipp <sip:sipp@127.0.0.1:5061>;tag={n}SIPpTag001\r\n"
-    "To: service <sip:service@127.0.0.1:5070>\r\n"
-    "Call-ID: {n}-1@127.0.0.1\r\n"
-    "CSeq: 1 INVITE\r\n"
-    "Contact: sip:sipp@127.0.0.1:5061\r\n"
-    "Max-Forwards: 70\r\n"
-    "Subject: Performance Test\r\n"
-    "Content-Type: application/sdp\r\n"
-    "Content-Length: {length}\r\n\r\n{sdp}"
-)
-IN_DIALOG = (
-    "{method} sip:service@127.0.0.1:5070 SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-{seq}-{vseq}\r\n"
-    "Route: {route}\r\n"
-    "From: sipp <sip:sipp@127.0.0.1:5061>;tag={n}SIPpTag001\r\n"
-    "To: service <sip:service@127.0.0.1:5070>;tag={n}callee\r\n"
-    "Call-ID: {n}-1@127.0.0.1\r\n"
-    "CSeq: {seq} {method}\r\n"
-    "Contact: sip:sipp@127.0.0.1:5061\r\n"
-    "Max-Forwards: 70\r\n"
-    "Subject: Performance Test\r\n"
-    "Content-Length: 0\r\n\r\n"
+# SIPp's messages as in inproc_echo_uas, with the Route that brings them through the proxy:
+# the preloaded one on the INVITE, the proxy's Record-Route on the ACK and BYE; the callee
+# answers with a To tag of its own.
+INVITE = echo.INVITE.replace("From:", "Route: <sip:127.0.0.1:5062;lr>\r\nFrom:", 1)
+IN_DIALOG = echo.IN_DIALOG.replace("From:", "Route: {route}\r\nFrom:", 1).replace(
+    ";tag={tag}", ";tag={n}callee", 1
 )
 
 

@@ -34,7 +34,6 @@ from twisted.python.failure import Failure
 from clearwater._types import ISipReactor
 from clearwater.sip import Request, Response, SipUri, Uri
 from clearwater.sip import headers as h
-from clearwater.sip._status import reason_phrase
 from clearwater.sip.proxy._context import (
     CancelFork,
     Effect,
@@ -49,6 +48,7 @@ from clearwater.sip.proxy._request import (
     Locality,
     ack_is_forwardable,
     add_via,
+    answer,
     branch_for,
     decrement_max_forwards,
     detect_loop,
@@ -59,7 +59,7 @@ from clearwater.sip.proxy._request import (
 )
 from clearwater.sip.resolver import NoDns, SipResolver
 from clearwater.sip.stack import SipStack
-from clearwater.sip.transaction import build_cancel, build_response
+from clearwater.sip.transaction import build_cancel
 from clearwater.sip.transaction.layer import ServerTransaction
 from clearwater.sip.transaction.timers import TimerSettings
 from clearwater.sip.transport import ListenSpec, Target, TransportSettings
@@ -151,7 +151,7 @@ class Proxy:
             return
         rejection = validate_request(request, supported=self.supported)
         if rejection is None and detect_loop(request, self._our_sent_by()):
-            rejection = _answer(request, 482, "Loop Detected")
+            rejection = answer(request, 482, "Loop Detected")
         if rejection is not None:
             transaction.respond(rejection)
             return
@@ -161,10 +161,10 @@ class Proxy:
             targets = list(self.router(request))
         except Exception:
             _log.failure("SIP router failed for {method}", method=request.method)
-            transaction.respond(_answer(received, 500, "Routing failed"))
+            transaction.respond(answer(received, 500, "Routing failed"))
             return
         if not targets:
-            transaction.respond(_answer(received, 404))
+            transaction.respond(answer(received, 404))
             return
         settings = self.stack.transactions.settings
         proxied = _Proxied(
@@ -284,9 +284,9 @@ class Proxy:
         invite = self.stack.transactions.find_invite(cancel)
         proxied = self._proxied.get(invite) if invite is not None else None
         if proxied is None:
-            transaction.respond(_answer(cancel, 481))
+            transaction.respond(answer(cancel, 481))
             return
-        transaction.respond(_answer(cancel, 200))
+        transaction.respond(answer(cancel, 200))
         self._apply(proxied, proxied.context.cancel(self.reactor.seconds()))
 
     # ---- addresses
@@ -319,13 +319,6 @@ class Proxy:
             ("[" + host + "]" if ":" in host else host) + ":" + str(port)
             for host, port in self.stack.transport.sent_by
         ]
-
-
-def _answer(request: Request, status: int, reason: Optional[str] = None) -> Response:
-    response = build_response(request, status, reason or reason_phrase(status))
-    if status > 100 and request.to.tag is None:
-        response.headers.set("To", request.to.with_param("tag", secrets.token_hex(4)))
-    return response
 
 
 def _stop_timer(fork: _Fork) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "Locality",
     "ack_is_forwardable",
     "add_via",
+    "answer",
     "branch_for",
     "branch_loop_hash",
     "decrement_max_forwards",
@@ -122,27 +123,28 @@ class LocalHosts:
 def _rejection(request: Request, supported: Collection[str]) -> Optional[Response]:
     """The response §16.3 steps 2, 3 and 5 call for, whatever the method, or None."""
     if not isinstance(request.uri, (SipUri, TelUri)):  # sip, sips and tel are routable
-        return _reject(request, 416)
+        return answer(request, 416)
     if request.max_forwards == 0:
-        return _reject(request, 483)
+        return answer(request, 483)
     try:
         required = request.headers.parsed(h.PROXY_REQUIRE)
     except ParseError:
-        return _reject(request, 400, "Bad Proxy-Require")
+        return answer(request, 400, "Bad Proxy-Require")
     known = {option.lower() for option in supported}
     unsupported: dict[str, str] = {}
     for option in required:
         if option.lower() not in known:
             unsupported.setdefault(option.lower(), option)
     if unsupported:
-        response = _reject(request, 420)
+        response = answer(request, 420)
         response.headers.add("Unsupported", ", ".join(unsupported.values()))
         return response
     return None
 
 
-def _reject(request: Request, status: int, reason: Optional[str] = None) -> Response:
-    """A final response to ``request`` (§8.2.6), with a To tag when the request has none."""
+def answer(request: Request, status: int, reason: Optional[str] = None) -> Response:
+    """The proxy's own response to ``request`` (§8.2.6): the default reason phrase unless one
+    is given, and, above 100, a random To tag when the request has none (§8.2.6.2)."""
     response = build_response(request, status, reason or reason_phrase(status))
     if status > 100 and request.to.tag is None:
         response.headers.set("To", request.to.with_param("tag", secrets.token_hex(4)))

@@ -73,6 +73,7 @@ from clearwater.sip.proxy import (
     StopTimerC,
     ack_is_forwardable,
     add_via,
+    answer,
     branch_for,
     decrement_max_forwards,
     detect_loop,
@@ -226,12 +227,12 @@ class SproutletProxy:
             return
         rejection = validate_request(request, supported=self.supported)
         if rejection is None and detect_loop(request, self._our_sent_by()):
-            rejection = _answer(request, 482, "Loop Detected")
+            rejection = answer(request, 482, "Loop Detected")
         if rejection is None and self._quiesced is not None and request.to.tag is None:
-            rejection = _answer(request, 503, "Quiescing")
+            rejection = answer(request, 503, "Quiescing")
             rejection.headers.add("Retry-After", "0")
         if rejection is not None:
-            self._respond(transaction, rejection)
+            self.respond(transaction, rejection)
             return
         # The transaction layer builds its 100 Trying from ``request`` after this returns: it
         # stays as received (also for the loop hash and our own responses); a copy goes on.
@@ -240,7 +241,7 @@ class SproutletProxy:
         root = self._route(request, upstream, received, 1, transaction.flow.local_port)
         if root is None:
             if request.headers.first(h.ROUTE) is None and self._is_local(request.uri):
-                self._respond(transaction, self._for_this_node(request))
+                self.respond(transaction, self._for_this_node(request))
                 return
             root = _Wrapper(self, upstream, request, received, 1, None, None)
         if request.method == "INVITE":
@@ -344,8 +345,8 @@ class SproutletProxy:
         """The answer to a request for this node that no sproutlet takes: 200 to an OPTIONS
         (a liveness poll, RFC 3261 §11), else 404."""
         if request.method != "OPTIONS":
-            return _answer(request, 404)
-        response = _answer(request, 200)
+            return answer(request, 404)
+        response = answer(request, 200)
         response.headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
         return response
 
@@ -397,18 +398,15 @@ class SproutletProxy:
         invite = self.stack.transactions.find_invite(cancel)
         root = self._roots.get(invite) if invite is not None else None
         if root is None:
-            self._respond(transaction, _answer(cancel, 481))
+            self.respond(transaction, answer(cancel, 481))
             return
-        self._respond(transaction, _answer(cancel, 200))
+        self.respond(transaction, answer(cancel, 200))
         root.post(root.rx_cancel, 487, cancel)
         self.drain()
 
     # ---- the network side
 
-    def respond_upstream(self, transaction: ServerTransaction, response: Response) -> None:
-        self._respond(transaction, response)
-
-    def _respond(self, transaction: ServerTransaction, response: Response) -> None:
+    def respond(self, transaction: ServerTransaction, response: Response) -> None:
         if self.observer is not None:
             self.observer.response_sent(response.status)
         try:
@@ -555,16 +553,12 @@ class _ServerUpstream:
 
     __slots__ = ("proxy", "transaction")
 
-    from_network = True
-
     def __init__(self, proxy: SproutletProxy, transaction: ServerTransaction) -> None:
         self.proxy = proxy
         self.transaction = transaction
 
-    def respond(self, response: Response, tag: str) -> None:
-        if response.status > 100 and response.to.tag is None:  # a response of our own
-            response.headers.set("To", response.to.with_param("tag", tag))
-        self.proxy.respond_upstream(self.transaction, response)
+    def respond(self, response: Response) -> None:
+        self.proxy.respond(self.transaction, response)
 
 
 class _ForkUpstream:
@@ -572,15 +566,11 @@ class _ForkUpstream:
 
     __slots__ = ("fork_id", "wrapper")
 
-    from_network = False
-
     def __init__(self, wrapper: _Wrapper, fork_id: int) -> None:
         self.wrapper = wrapper
         self.fork_id = fork_id
 
-    def respond(self, response: Response, tag: str) -> None:
-        if response.status > 100 and response.to.tag is None:
-            response.headers.set("To", response.to.with_param("tag", tag))
+    def respond(self, response: Response) -> None:
         self.wrapper.post(self.wrapper.fork_response, self.fork_id, response)
 
 
@@ -933,8 +923,11 @@ class _Wrapper:
         return self.then(result, self._respond, response)
 
     def _respond(self, response: Response) -> None:
-        if self.upstream is not None:
-            self.upstream.respond(response, self.to_tag)
+        if self.upstream is None:
+            return
+        if response.status > 100 and response.to.tag is None:  # a response of our own
+            response.headers.set("To", response.to.with_param("tag", self.to_tag))
+        self.upstream.respond(response)
 
     # ---- effects
 
@@ -974,7 +967,7 @@ class _Wrapper:
         context = self.context
         if request.max_forwards == 0:
             if context is not None:
-                too_many = _answer(request, 483, "Too Many Hops")
+                too_many = answer(request, 483, "Too Many Hops")
                 self.post(self.fork_response, fork.fork_id, too_many)
             return
         decrement_max_forwards(request)
@@ -984,7 +977,7 @@ class _Wrapper:
             wrapper = proxy._route(request, upstream, self.received, self.depth + 1, None, function)
         except _TooManyHopsError:
             if context is not None:
-                too_many = _answer(request, 483, "Too Many Hops")
+                too_many = answer(request, 483, "Too Many Hops")
                 self.post(self.fork_response, fork.fork_id, too_many)
             return
         if wrapper is not None:
@@ -1137,13 +1130,6 @@ def _reason_header(status: int, reason: str) -> Optional[str]:
     if reason:
         value += ';text="' + reason.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return value
-
-
-def _answer(request: Request, status: int, reason: Optional[str] = None) -> Response:
-    response = build_response(request, status, reason or reason_phrase(status))
-    if status > 100 and request.to.tag is None:
-        response.headers.set("To", request.to.with_param("tag", secrets.token_hex(4)))
-    return response
 
 
 def _discard(_: object) -> None:
