@@ -11,14 +11,17 @@ without ``=value``. :func:`param_value` looks a name up case-insensitively and u
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 from clearwater.errors import ParseError
+
+T = TypeVar("T")
 
 __all__ = [
     "Params",
     "format_params",
     "is_token",
+    "memoized",
     "param_value",
     "parse_params",
     "quote",
@@ -42,6 +45,39 @@ _QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"'
 _PARAM_VALUE = r"[0-9A-Fa-f]*:[0-9A-Fa-f:.]*|" + _TOKEN + "|" + _QUOTED + r"|\[[0-9A-Fa-f:.]+\]"
 _PARAM_RE = re.compile(r"[ \t]*;[ \t]*(" + _TOKEN + r")(?:[ \t]*=[ \t]*(" + _PARAM_VALUE + "))?")
 _WS = " \t"
+
+
+#: Texts longer than this are parsed every time; :func:`memoized` keeps at most
+#: ``_MEMO_ENTRIES`` results per parser, so a memo holds at most about 1 MB of keys.
+_MEMO_KEY_LENGTH = 256
+_MEMO_ENTRIES = 4096
+
+
+def memoized(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``parse`` with a bounded memo of its results by input text.
+
+    For parsers of immutable values only: the same object is handed to every caller. The
+    values of a dialog (From, To, Contact, Route, the Request-URI, the Vias of a transaction's
+    responses) recur in every message, so most are parsed once per dialog, not once per
+    message. Failures are not remembered. When full, the memo is emptied (no per-hit
+    bookkeeping).
+    """
+    memo: dict[str, T] = {}
+    get = memo.get
+
+    def cached(text: str) -> T:
+        value = get(text)
+        if value is None:
+            value = parse(text)
+            if len(text) <= _MEMO_KEY_LENGTH:
+                if len(memo) >= _MEMO_ENTRIES:
+                    memo.clear()
+                memo[text] = value
+        return value
+
+    cached.__doc__ = parse.__doc__
+    cached.__name__ = parse.__name__
+    return cached
 
 
 def is_token(text: str) -> bool:

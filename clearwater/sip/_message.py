@@ -17,7 +17,7 @@ from typing_extensions import override
 
 from clearwater.errors import ParseError
 from clearwater.sip._grammar import is_token, split_comma_list
-from clearwater.sip._table import HeaderSpec, header_key, is_list_header
+from clearwater.sip._table import _BY_NAME, HeaderSpec, header_key, is_list_header
 from clearwater.sip._uri import Uri, parse_uri
 from clearwater.sip._values import CSeq, MediaType, NameAddr, Via
 from clearwater.sip.headers import CALL_ID, CONTENT_TYPE, CSEQ, FROM, MAX_FORWARDS, TO, VIA
@@ -32,8 +32,10 @@ _CRLF = "\r\n"
 class _Field:
     """One header line: its key, its name and value as text, and the raw line it came from.
 
-    ``raw`` is the full original line (with any folding), or None once built or changed;
+    ``raw`` is the full original line (with any folding), or None for a line built here;
     ``parsed`` caches the typed values of this line (a list, one per comma-separated value).
+    Once its message is parsed a line never changes (a change replaces the line), so copies
+    of a message share their lines.
     """
 
     __slots__ = ("key", "name", "parsed", "raw", "value")
@@ -97,7 +99,10 @@ class Headers:
         if not isinstance(name, str):
             return False
         key = header_key(name)
-        return any(f.key == key for f in self._fields)
+        for f in self._fields:  # noqa: SIM110 (a plain loop: any() and a generator cost more)
+            if f.key == key:
+                return True
+        return False
 
     @override
     def __eq__(self, other: object) -> bool:
@@ -110,13 +115,9 @@ class Headers:
         return "Headers(" + repr([(f.name, f.value) for f in self._fields]) + ")"
 
     def copy(self) -> Headers:
-        """An independent copy (typed caches and raw lines are shared, being immutable)."""
-        fields = []
-        for f in self._fields:
-            g = _Field(f.key, f.name, f.value, f.raw)
-            g.parsed = f.parsed
-            fields.append(g)
-        return Headers._from_fields(fields)
+        """An independent copy. The lines themselves are shared: once parsed, a line is never
+        changed (changes replace lines), and its typed cache holds immutable values."""
+        return Headers._from_fields(self._fields.copy())
 
     def copy_of(self, keys: tuple[str, ...]) -> Headers:
         """A new Headers holding copies of the lines of headers ``keys`` (lower-case long
@@ -250,7 +251,8 @@ class Headers:
         return None
 
     def _new_field(self, name: str, value: Union[str, object]) -> _Field:
-        key = header_key(_check_name(name))
+        known = _BY_NAME.get(name)  # a known name is a token: no need to check it
+        key = header_key(_check_name(name)) if known is None else known[0]
         text = value if isinstance(value, str) else str(value)
         field = _Field(key, name, _check_value(name, text))
         if not isinstance(value, str):

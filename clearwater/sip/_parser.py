@@ -110,17 +110,21 @@ def _parse_fields(lines: list[str]) -> tuple[list[_Field], list[Optional[_Field]
             previous.value = (previous.value + " " + line.strip(" \t")).strip(" \t")
             continue
         name, colon, value = line.partition(":")
-        if not colon:
-            raise ParseError("Bad header line")
-        lname = name.lower()
-        entry = lookup(lname)
-        if entry is None:
-            stripped = lname.rstrip(" \t")
-            if not is_token(stripped):
-                raise ParseError("Bad header name")
-            entry = lookup(stripped)
-            key = stripped if entry is None else entry[0]
-            name = name.rstrip(" \t")
+        entry = lookup(name)  # as usually written: "Via", "Call-ID"
+        if entry is None or not colon:
+            if not colon:
+                raise ParseError("Bad header line")
+            lname = name.lower()
+            entry = lookup(lname)
+            if entry is None:
+                stripped = lname.rstrip(" \t")
+                if not is_token(stripped):
+                    raise ParseError("Bad header name")
+                entry = lookup(stripped)
+                key = stripped if entry is None else entry[0]
+                name = name.rstrip(" \t")
+            else:
+                key = entry[0]
         else:
             key = entry[0]
         field = _Field(key, name, value.strip(" \t"), line)

@@ -94,12 +94,15 @@ _TABLE: tuple[tuple[str, str, bool], ...] = (
     ("WWW-Authenticate", "", False),
 )
 
-#: lower-cased name or compact form -> (key, canonical name, comma-list allowed). The key of a
-#: header is its lower-cased long name; unknown headers are keyed by their lower-cased name.
+#: lower-cased name, canonical name or compact form -> (key, canonical name, comma-list
+#: allowed). The key of a header is its lower-cased long name; unknown headers are keyed by
+#: their lower-cased name. The canonical spelling ("Call-ID") is what most messages use: it is
+#: found without lower-casing first.
 _BY_NAME: dict[str, tuple[str, str, bool]] = {}
 for _name, _compact, _is_list in _TABLE:
     _entry = (_name.lower(), _name, _is_list)
     _BY_NAME[_name.lower()] = _entry
+    _BY_NAME[_name] = _entry
     if _compact:
         _BY_NAME[_compact] = _entry
 del _name, _compact, _is_list, _entry
@@ -107,9 +110,13 @@ del _name, _compact, _is_list, _entry
 
 def header_key(name: str) -> str:
     """The lookup key of a header name: its lower-cased long form (``"v"`` -> ``"via"``)."""
-    lname = name.lower()
-    entry = _BY_NAME.get(lname)
-    return lname if entry is None else entry[0]
+    entry = _BY_NAME.get(name)
+    if entry is None:
+        lname = name.lower()
+        entry = _BY_NAME.get(lname)
+        if entry is None:
+            return lname
+    return entry[0]
 
 
 def canonical_name(name: str) -> str:

@@ -26,6 +26,7 @@ from urllib.parse import unquote_to_bytes
 from typing_extensions import override
 
 from clearwater.errors import ParseError
+from clearwater.sip._grammar import memoized
 
 __all__ = ["AbsoluteUri", "SipUri", "TelUri", "Uri", "parse_sip_uri", "parse_uri"]
 
@@ -913,7 +914,7 @@ def _parse_absolute(text: str, colon: int) -> AbsoluteUri:
 Uri = Union[SipUri, TelUri, AbsoluteUri]
 
 
-def parse_uri(text: str) -> Uri:
+def _parse_uri(text: str) -> Uri:
     """Parse a URI: :class:`SipUri` for sip/sips, :class:`TelUri` for tel, else
     :class:`AbsoluteUri`. Raises :class:`~clearwater.errors.ParseError` if it is malformed."""
     if text.startswith("sip:"):
@@ -927,6 +928,9 @@ def parse_uri(text: str) -> Uri:
     if scheme == "tel":
         return _parse_tel(text, colon)
     return _parse_absolute(text, colon)
+
+
+parse_uri = memoized(_parse_uri)
 
 
 def parse_sip_uri(text: str) -> SipUri:

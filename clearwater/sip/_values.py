@@ -20,6 +20,7 @@ from clearwater.sip._grammar import (
     Params,
     format_params,
     is_token,
+    memoized,
     param_value,
     parse_params,
     quote,
@@ -98,6 +99,21 @@ def parse_call_id(text: str) -> str:
 # --------------------------------------------------------------------------- CSeq
 
 
+def _parse_cseq(text: str) -> CSeq:
+    """A CSeq value; :meth:`CSeq.parse` (memoized)."""
+    number, _, method = text.strip(_WS).replace("\t", " ").partition(" ")
+    method = method.strip(_WS)
+    if (
+        not number.isdigit()
+        or not number.isascii()
+        or len(number) > 10
+        or int(number) >= 2**31
+        or not is_token(method)
+    ):
+        raise ParseError("Bad CSeq")
+    return CSeq(int(number), method)
+
+
 @attrs.frozen
 class CSeq:
     """CSeq (RFC 3261 §20.16): sequence number (< 2**31, §8.1.1.5) and method."""
@@ -105,19 +121,7 @@ class CSeq:
     seq: int
     method: str
 
-    @classmethod
-    def parse(cls, text: str) -> CSeq:
-        number, _, method = text.strip(_WS).replace("\t", " ").partition(" ")
-        method = method.strip(_WS)
-        if (
-            not number.isdigit()
-            or not number.isascii()
-            or len(number) > 10
-            or int(number) >= 2**31
-            or not is_token(method)
-        ):
-            raise ParseError("Bad CSeq")
-        return cls(int(number), method)
+    parse = staticmethod(memoized(_parse_cseq))
 
     @override
     def __str__(self) -> str:
@@ -130,6 +134,24 @@ _VIA_RE = re.compile(
     r"(" + _TOKEN + r")[ \t]*/[ \t]*(" + _TOKEN + r")[ \t]*/[ \t]*(" + _TOKEN + r")[ \t]+"
     r"(" + _HOST + r")(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
 )
+
+
+def _parse_via(text: str) -> Via:
+    """One Via value; :meth:`Via.parse` (memoized)."""
+    m = _VIA_RE.match(text)
+    if m is None:
+        raise ParseError("Bad Via")
+    name, version, transport, host, port = m.groups()
+    params = parse_params(text, m.end(), "Via")
+    if host[0] == "[":
+        _check_ipv6_reference(host, "Via")
+    port_number = None
+    if port is not None:
+        port_number = int(port)
+        if port_number > 65535:
+            raise ParseError("Bad Via port")
+    protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else name + "/" + version
+    return Via(transport.upper(), host, port_number, params, protocol)
 
 
 @attrs.frozen
@@ -145,22 +167,7 @@ class Via:
     params: Params = ()
     protocol: str = "SIP/2.0"
 
-    @classmethod
-    def parse(cls, text: str) -> Via:
-        m = _VIA_RE.match(text)
-        if m is None:
-            raise ParseError("Bad Via")
-        name, version, transport, host, port = m.groups()
-        params = parse_params(text, m.end(), "Via")
-        if host[0] == "[":
-            _check_ipv6_reference(host, "Via")
-        port_number = None
-        if port is not None:
-            port_number = int(port)
-            if port_number > 65535:
-                raise ParseError("Bad Via port")
-        protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else name + "/" + version
-        return cls(transport.upper(), host, port_number, params, protocol)
+    parse = staticmethod(memoized(_parse_via))
 
     @override
     def __str__(self) -> str:
@@ -222,6 +229,34 @@ _NAME_ADDR_RE = re.compile(
 )
 
 
+def _parse_name_addr(text: str) -> NameAddr:
+    """A name-addr or addr-spec with header parameters; :meth:`NameAddr.parse` (memoized)."""
+    m = _NAME_ADDR_RE.match(text)
+    if m is not None:
+        quoted, tokens, uri_text = m.groups()
+        uri = parse_uri(uri_text)
+        end = m.end()
+        if quoted is not None:
+            display: Optional[str] = unquote(quoted)
+        else:
+            display = tokens or None
+    else:
+        # addr-spec: the URI runs to the first ";" and may not contain "," "?" or ";"
+        # outside its user part (RFC 3261 §20: such URIs MUST be in angle brackets).
+        stripped = text.lstrip(_WS)
+        offset = len(text) - len(stripped)
+        end = _addr_spec_end(stripped) + offset
+        uri_text = text[offset:end]
+        if not uri_text or "<" in uri_text or ">" in uri_text:
+            raise ParseError("Bad address")
+        uri = parse_uri(uri_text)
+        if isinstance(uri, SipUri) and uri.headers:
+            raise ParseError("Bad address: URI with headers must be in <>")
+        display = None
+    params = parse_params(text, end, "address")
+    return NameAddr(uri, display, params)
+
+
 @attrs.frozen
 class NameAddr:
     """A ``name-addr`` or ``addr-spec`` with header parameters (RFC 3261 §20.10, §25.1).
@@ -235,32 +270,7 @@ class NameAddr:
     display_name: Optional[str] = None
     params: Params = ()
 
-    @classmethod
-    def parse(cls, text: str) -> NameAddr:
-        m = _NAME_ADDR_RE.match(text)
-        if m is not None:
-            quoted, tokens, uri_text = m.groups()
-            uri = parse_uri(uri_text)
-            end = m.end()
-            if quoted is not None:
-                display: Optional[str] = unquote(quoted)
-            else:
-                display = tokens or None
-        else:
-            # addr-spec: the URI runs to the first ";" and may not contain "," "?" or ";"
-            # outside its user part (RFC 3261 §20: such URIs MUST be in angle brackets).
-            stripped = text.lstrip(_WS)
-            offset = len(text) - len(stripped)
-            end = _addr_spec_end(stripped) + offset
-            uri_text = text[offset:end]
-            if not uri_text or "<" in uri_text or ">" in uri_text:
-                raise ParseError("Bad address")
-            uri = parse_uri(uri_text)
-            if isinstance(uri, SipUri) and uri.headers:
-                raise ParseError("Bad address: URI with headers must be in <>")
-            display = None
-        params = parse_params(text, end, "address")
-        return cls(uri, display, params)
+    parse = staticmethod(memoized(_parse_name_addr))
 
     @override
     def __str__(self) -> str:

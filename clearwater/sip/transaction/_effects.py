@@ -163,7 +163,7 @@ class _TransactionBase(Generic[S]):
         like a pair missing from the table.
         """
         self._check_started()
-        if event is None or self._timers.pop(timer.value, None) is None:
+        if event is None or self._timers.pop(timer._value_, None) is None:
             return []
         return self._dispatch(event, None, now)
 
@@ -175,23 +175,23 @@ class _TransactionBase(Generic[S]):
         if duration is None:
             return []
         if timer in (Timer.A, Timer.E, Timer.G):
-            self._intervals[timer.value] = duration
-        self._timers[timer.value] = now + duration
+            self._intervals[timer._value_] = duration
+        self._timers[timer._value_] = now + duration
         return [StartTimer(timer, now + duration)]
 
     def _restart(self, timer: Timer, now: float, interval: float) -> list[Effect]:
         """Restart retransmission timer A, E or G with ``interval``."""
-        self._intervals[timer.value] = interval
-        self._timers[timer.value] = now + interval
+        self._intervals[timer._value_] = interval
+        self._timers[timer._value_] = now + interval
         return [StartTimer(timer, now + interval)]
 
     def _next_interval(self, timer: Timer) -> float:
-        return self._settings.next_interval(timer, self._intervals[timer.value])
+        return self._settings.next_interval(timer, self._intervals[timer._value_])
 
     def _cancel(self, *timers: Timer) -> list[Effect]:
         effects: list[Effect] = []
         for timer in timers:
-            if self._timers.pop(timer.value, None) is not None:
+            if self._timers.pop(timer._value_, None) is not None:
                 effects.append(CancelTimer(timer))
         return effects
 

@@ -20,10 +20,10 @@ running. Responses are assumed to belong to the transaction (the layer matched t
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import ClassVar, Optional
 
+from clearwater._enum import IdentityEnum
 from clearwater.sip._message import Headers, Message, Request, Response
 from clearwater.sip.headers import header_key
 from clearwater.sip.transaction._effects import (
@@ -125,7 +125,7 @@ class _ClientTransaction(_TransactionBase[S]):
 # --------------------------------------------------------------------------- INVITE
 
 
-class IctState(enum.Enum):
+class IctState(IdentityEnum):
     """States of the INVITE client transaction (RFC 3261 Figure 5, RFC 6026 §7.2)."""
 
     CALLING = "Calling"
@@ -135,7 +135,7 @@ class IctState(enum.Enum):
     TERMINATED = "Terminated"
 
 
-class IctInput(enum.Enum):
+class IctInput(IdentityEnum):
     """What can happen to an INVITE client transaction."""
 
     RESPONSE_1XX = "1xx"
@@ -269,7 +269,7 @@ class InviteClientTransaction(_ClientTransaction[IctState]):
 # --------------------------------------------------------------------------- non-INVITE
 
 
-class NictState(enum.Enum):
+class NictState(IdentityEnum):
     """States of the non-INVITE client transaction (RFC 3261 Figure 6)."""
 
     TRYING = "Trying"
@@ -278,7 +278,7 @@ class NictState(enum.Enum):
     TERMINATED = "Terminated"
 
 
-class NictInput(enum.Enum):
+class NictInput(IdentityEnum):
     """What can happen to a non-INVITE client transaction."""
 
     RESPONSE_1XX = "1xx"

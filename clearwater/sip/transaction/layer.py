@@ -138,16 +138,17 @@ class _Transaction:
             self._feed(self._machine_transport_error())
 
     def _apply(self, effect: Effect) -> None:
-        if isinstance(effect, Transmit):
-            self._transmit(effect).addErrback(self._send_failed)
-        elif isinstance(effect, Retransmit):
-            self._retransmit().addErrback(self._send_failed)
-        elif isinstance(effect, StartTimer):
-            self._timers[effect.timer.value] = self._layer._start_timer(self, effect)
+        # Most frequent first.
+        if isinstance(effect, StartTimer):
+            self._timers[effect.timer._value_] = self._layer._start_timer(self, effect)
         elif isinstance(effect, CancelTimer):
-            self._timers.pop(effect.timer.value, None)
+            self._timers.pop(effect.timer._value_, None)
+        elif isinstance(effect, Transmit):
+            self._transmit(effect).addErrback(self._send_failed)
         elif isinstance(effect, DeliverToTU):
             self._deliver(effect)
+        elif isinstance(effect, Retransmit):
+            self._retransmit().addErrback(self._send_failed)
         elif isinstance(effect, Failed):
             self._failed(effect.reason)
         elif isinstance(effect, Terminated):
@@ -517,7 +518,7 @@ class TransactionLayer:
     def _start_timer(self, tsx: _Transaction, effect: StartTimer) -> int:
         """Queue ``effect``'s timer for ``tsx``; returns its sequence number."""
         seq = next(self._timer_seq)
-        entry = (effect.at, seq, tsx.key, effect.timer.value, isinstance(tsx, ServerTransaction))
+        entry = (effect.at, seq, tsx.key, effect.timer._value_, isinstance(tsx, ServerTransaction))
         heapq.heappush(self._timer_heap, entry)
         if self._timer_heap[0] is entry:
             self._schedule_wakeup()

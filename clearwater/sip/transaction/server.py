@@ -26,6 +26,7 @@ import enum
 from collections.abc import Mapping
 from typing import ClassVar
 
+from clearwater._enum import IdentityEnum
 from clearwater.sip._message import Request, Response
 from clearwater.sip.transaction._effects import (
     DeliverToTU,
@@ -101,7 +102,7 @@ class _ServerTransaction(_TransactionBase[S]):
 # --------------------------------------------------------------------------- INVITE
 
 
-class IstState(enum.Enum):
+class IstState(IdentityEnum):
     """States of the INVITE server transaction (RFC 3261 Figure 7, RFC 6026 §7.1)."""
 
     PROCEEDING = "Proceeding"
@@ -111,7 +112,7 @@ class IstState(enum.Enum):
     TERMINATED = "Terminated"
 
 
-class IstInput(enum.Enum):
+class IstInput(IdentityEnum):
     """What can happen to an INVITE server transaction."""
 
     INVITE = "INVITE"  # a retransmission of the request
@@ -271,7 +272,7 @@ class InviteServerTransaction(_ServerTransaction[IstState]):
 # --------------------------------------------------------------------------- non-INVITE
 
 
-class NistState(enum.Enum):
+class NistState(IdentityEnum):
     """States of the non-INVITE server transaction (RFC 3261 Figure 8)."""
 
     TRYING = "Trying"
@@ -280,7 +281,7 @@ class NistState(enum.Enum):
     TERMINATED = "Terminated"
 
 
-class NistInput(enum.Enum):
+class NistInput(IdentityEnum):
     """What can happen to a non-INVITE server transaction."""
 
     REQUEST = "Request"  # a retransmission of the request

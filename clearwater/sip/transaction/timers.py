@@ -29,15 +29,16 @@ runs at T2 once a provisional response arrived (§17.1.2.2).
 
 from __future__ import annotations
 
-import enum
 from typing import Optional
 
 import attrs
 
+from clearwater._enum import IdentityEnum
+
 __all__ = ["Timer", "TimerSettings"]
 
 
-class Timer(enum.Enum):
+class Timer(IdentityEnum):
     """The RFC 3261 / RFC 6026 transaction timers."""
 
     A = "A"
@@ -55,8 +56,9 @@ class Timer(enum.Enum):
     M = "M"
 
 
-_RETRANSMIT = frozenset((Timer.A, Timer.E, Timer.G))
-_ZERO_WHEN_RELIABLE = frozenset((Timer.D, Timer.I, Timer.J, Timer.K))
+# Tuples, not sets: membership by identity, without hashing (Enum.__hash__ is Python code).
+_RETRANSMIT = (Timer.A, Timer.E, Timer.G)
+_ZERO_WHEN_RELIABLE = (Timer.D, Timer.I, Timer.J, Timer.K)
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
