@@ -122,9 +122,10 @@ def parse_params(text: str, pos: int, what: str) -> Params:
 
 def format_params(params: Params) -> str:
     """Render parameters as ``;name=value`` pairs (values as stored, i.e. already quoted)."""
-    return "".join(
-        ";" + name if value is None else ";" + name + "=" + value for name, value in params
-    )
+    out = ""
+    for name, value in params:
+        out = out + ";" + name if value is None else out + ";" + name + "=" + value
+    return out
 
 
 def param_value(params: Params, name: str) -> Optional[str]:

@@ -28,6 +28,7 @@ Counters per transport are in :attr:`TransportLayer.stats`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import secrets
 import socket
@@ -428,7 +429,7 @@ class TransportLayer:
             stats.send_errors += 1
             return fail(TransportError("no UDP listener to send from"))
         try:
-            listener.udp.transport.write(data, (host, port))
+            listener.udp.send(data, (host, port))
         except Exception as e:
             stats.send_errors += 1
             where = str(Target("UDP", host, port))
@@ -874,6 +875,7 @@ class _UdpProtocol(DatagramProtocol):
     def __init__(self, layer: TransportLayer) -> None:
         self._layer = layer
         self._local: Optional[tuple[str, int]] = None
+        self._socket: Optional[socket.socket] = None
         # One Flow per remote address, shared by its messages (and by the transactions that
         # keep one), up to _MAX_FLOWS addresses; then the cache starts again.
         self._flows: dict[tuple[str, int], Flow] = {}
@@ -882,6 +884,40 @@ class _UdpProtocol(DatagramProtocol):
     def startProtocol(self) -> None:
         assert self.transport is not None
         self._local = _address(self.transport.getHost())
+        # A real port's socket (twisted.internet.udp.Port.socket); memory transports have none.
+        sock = getattr(self.transport, "socket", None)
+        self._socket = sock if isinstance(sock, socket.socket) else None
+
+    @override
+    def stopProtocol(self) -> None:
+        self._socket = None
+
+    def send(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Send one datagram to ``addr``, whose host the caller has checked is an IP address.
+
+        Straight to the socket when there is one: Twisted's ``Port.write`` checks the address
+        again (three ``isIPAddress`` calls a datagram). Socket errors are handled as
+        ``Port.write`` does: EINTR retried, EAGAIN/ENOBUFS drop the datagram (the
+        transactions retransmit), ECONNREFUSED (an earlier datagram's ICMP error) ignored,
+        EMSGSIZE and anything else raised.
+        """
+        sock = self._socket
+        if sock is None:
+            assert self.transport is not None
+            self.transport.write(data, addr)
+            return
+        while True:
+            try:
+                sock.sendto(data, addr)
+                return
+            except InterruptedError:
+                continue
+            except (BlockingIOError, ConnectionRefusedError):
+                return
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:
+                    return
+                raise
 
     @override
     def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
@@ -897,4 +933,4 @@ class _UdpProtocol(DatagramProtocol):
 
     def _reply(self, data: bytes, flow: Flow) -> None:
         if self.transport is not None:
-            self.transport.write(data, (flow.remote_host, flow.remote_port))
+            self.send(data, (flow.remote_host, flow.remote_port))
