@@ -130,6 +130,9 @@ def format_params(params: Params) -> str:
 
 def param_value(params: Params, name: str) -> Optional[str]:
     """The unquoted value of parameter ``name`` (case-insensitive), ``""`` for a flag, or None."""
+    for pname, value in params:  # as usually written: the same case
+        if pname == name:
+            return "" if value is None else unquote(value)
     lname = name.lower()
     for pname, value in params:
         if pname.lower() == lname:

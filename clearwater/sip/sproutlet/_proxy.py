@@ -165,6 +165,7 @@ class SproutletProxy:
         self._ports: set[int] = set()
         self.locality = _Locality(hosts, self._ports)
         self.root_uri = root_uri or SipUri(hostname)
+        self._reflexive: dict[str, SipUri] = {}  # service name -> its reflexive URI
         self.max_sproutlet_depth = max_sproutlet_depth
         self.always_serve_remote_aliases = always_serve_remote_aliases
         self.supported = frozenset(s.lower() for s in supported)
@@ -354,11 +355,16 @@ class SproutletProxy:
         return isinstance(uri, SipUri) and self.locality.is_local(uri)
 
     def reflexive_uri(self, sproutlet: Sproutlet) -> SipUri:
-        """A URI that routes back to ``sproutlet`` (spec §2.3 ``get_reflexive_uri``)."""
-        uri = self.root_uri
-        if sproutlet.port:
-            uri = uri.replace(port=sproutlet.port)
-        return uri.with_param("lr").with_param("service", sproutlet.service_name)
+        """A URI that routes back to ``sproutlet`` (spec §2.3 ``get_reflexive_uri``); made
+        once per sproutlet (URIs are immutable)."""
+        uri = self._reflexive.get(sproutlet.service_name)
+        if uri is None:
+            uri = self.root_uri
+            if sproutlet.port:
+                uri = uri.replace(port=sproutlet.port)
+            uri = uri.with_param("lr").with_param("service", sproutlet.service_name)
+            self._reflexive[sproutlet.service_name] = uri
+        return uri
 
     # ---- the run queue
 
