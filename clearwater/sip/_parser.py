@@ -93,50 +93,55 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Union[Req
     return message
 
 
+# Header names as usually written ("Via", "Call-ID", compact "v") -> (key, eager slot or -1):
+# one lookup per line for them; other spellings take _field_name.
+_FAST_NAMES: dict[str, tuple[str, int]] = {
+    name: (entry[0], _EAGER_SLOT.get(entry[0], -1)) for name, entry in _BY_NAME.items()
+}
+
+
 def _parse_fields(lines: list[str]) -> tuple[list[_Field], list[Optional[_Field]]]:
     fields: list[_Field] = []
     eager: list[Optional[_Field]] = [None] * 8
-    slots = _EAGER_SLOT
     append = fields.append
-    lookup = _BY_NAME.get
+    fast = _FAST_NAMES.get
     previous: Optional[_Field] = None
-    for index in range(1, len(lines)):
-        line = lines[index]
-        if line[:1] in (" ", "\t"):
-            # A folded continuation: equivalent to one SP (RFC 3261 §7.3.1).
-            if previous is None or not line.strip(" \t"):
-                raise ParseError("Bad header folding")
-            previous.raw = previous.line() + "\r\n" + line
-            previous.value = (previous.value + " " + line.strip(" \t")).strip(" \t")
-            continue
+    for line in lines[1:]:
         name, colon, value = line.partition(":")
-        entry = lookup(name)  # as usually written: "Via", "Call-ID"
-        if entry is None or not colon:
+        known = fast(name)
+        if known is None or not colon:
+            if line[:1] in (" ", "\t"):
+                # A folded continuation: equivalent to one SP (RFC 3261 §7.3.1).
+                if previous is None or not line.strip(" \t"):
+                    raise ParseError("Bad header folding")
+                previous.raw = previous.line() + "\r\n" + line
+                previous.value = (previous.value + " " + line.strip(" \t")).strip(" \t")
+                continue
             if not colon:
                 raise ParseError("Bad header line")
-            lname = name.lower()
-            entry = lookup(lname)
-            if entry is None:
-                stripped = lname.rstrip(" \t")
-                if not is_token(stripped):
-                    raise ParseError("Bad header name")
-                entry = lookup(stripped)
-                key = stripped if entry is None else entry[0]
-                name = name.rstrip(" \t")
-            else:
-                key = entry[0]
+            name, key, slot = _field_name(name)
         else:
-            key = entry[0]
+            key, slot = known
         field = _Field(key, name, value.strip(" \t"), line)
         append(field)
         previous = field
-        slot = slots.get(key)
-        if slot is not None:
+        if slot >= 0:
             if eager[slot] is None:
                 eager[slot] = field
             elif slot != _VIA and slot != _CONTACT:
                 raise ParseError("Multiple " + _EAGER_NAMES[slot] + " headers")
     return fields, eager
+
+
+def _field_name(name: str) -> tuple[str, str, int]:
+    """A header name written otherwise: (name without trailing LWS, key, eager slot or -1)."""
+    name = name.rstrip(" \t")
+    lname = name.lower()
+    if not is_token(lname):
+        raise ParseError("Bad header name")
+    entry = _BY_NAME.get(lname)
+    key = lname if entry is None else entry[0]
+    return name, key, _EAGER_SLOT.get(key, -1)
 
 
 def _request(line: str, fields: list[_Field]) -> Request:
