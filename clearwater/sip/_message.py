@@ -290,6 +290,7 @@ class Message:
         length = len(self.body)
         fields = headers._fields
         lines = [self._start_line()]
+        append = lines.append
         found = False
         for f in fields:
             if f.key == "content-length":
@@ -297,9 +298,10 @@ class Message:
                     continue
                 found = True
                 if f.value != str(length):
-                    lines.append(f.name + ": " + str(length))
+                    append(f.name + ": " + str(length))
                     continue
-            lines.append(f.line())
+            raw = f.raw  # f.line(), inline: this loop runs for every line of every message
+            append(raw if raw is not None else f.name + ": " + f.value)
         if not found:
             lines.append("Content-Length: " + str(length))
         lines.append(_CRLF)
