@@ -298,6 +298,26 @@ class SipResolver:
             host, uri.port, uri.transport, uri.scheme == "sips", server_name=server_name
         )
 
+    def resolve_literal(self, uri: Uri) -> Optional[list[Target]]:
+        """The targets of a ``sip:`` / ``sips:`` URI whose host (or ``maddr``) is an IP
+        address, as :meth:`resolve` gives them, without a Deferred; None for anything that
+        needs a look-up or is in error (:meth:`resolve` then says what). For the proxies' hot
+        path: most next hops are addresses (Route and Contact URIs)."""
+        if not isinstance(uri, SipUri):
+            return None
+        host = uri.maddr or uri.host
+        port = uri.port
+        if not is_ip_literal(host) or (port is not None and not 0 <= port <= 65535):
+            return None
+        secure = uri.scheme == "sips"
+        try:
+            chosen = self._uri_transport(host, uri.transport, secure) or self._default_transport(
+                host, secure
+            )
+        except ResolutionError:
+            return None
+        return [Target(chosen, host, DEFAULT_PORTS[chosen] if port is None else port)]
+
     def resolve_host(
         self,
         host: str,

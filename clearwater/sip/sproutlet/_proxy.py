@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Awaitable, Collection, Iterable, Sequence
 from typing import Any, Callable, Optional, Protocol, Union
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -424,9 +424,16 @@ class SproutletProxy:
         request = fork.request
         hop = next_hop(request)
         add_via(request, "UDP", "0.0.0.0", None, branch_for(wrapper.received))
-        d = self.stack.resolver.resolve(hop)
-        d.addCallback(self._send_fork, fork)
-        d.addErrback(self._fork_failed, fork)
+        targets = self.stack.resolver.resolve_literal(hop)
+        if targets is None:
+            d = self.stack.resolver.resolve(hop)
+            d.addCallback(self._send_fork, fork)
+            d.addErrback(self._fork_failed, fork)
+            return
+        try:
+            self._send_fork(targets, fork)
+        except Exception:
+            self._fork_failed(Failure(), fork)  # type: ignore[no-untyped-call]  # untyped in Twisted
 
     def _send_fork(self, targets: list[Target], fork: _Fork) -> None:
         if fork.ended or fork.owner is None:
@@ -505,13 +512,20 @@ class SproutletProxy:
         """Forward ``request`` (an ACK) with no transaction (§16.11)."""
         hop = next_hop(request)
         add_via(request, "UDP", "0.0.0.0", None, branch_for(received, loop_detect=False))
-        d = self.stack.resolver.resolve(hop)
 
-        def send(targets: list[Target]) -> object:
+        def send(targets: list[Target]) -> Deferred[None]:
             target = self.stack.transport.prepare_request(request, targets[0])
             return self.stack.transport.send_request(request, target)
 
-        d.addCallback(send).addErrback(_log_failure, request.method + " not forwarded")
+        targets = self.stack.resolver.resolve_literal(hop)
+        if targets is None:
+            d = self.stack.resolver.resolve(hop).addCallback(send)
+        else:
+            try:
+                d = send(targets)
+            except Exception:
+                d = fail()
+        d.addErrback(_log_failure, request.method + " not forwarded")
 
     def start_timer_c(self, wrapper: _Wrapper, fork: _Fork, at: float) -> None:
         fork.stop_timer()

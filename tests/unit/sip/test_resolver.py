@@ -768,3 +768,32 @@ class BlacklistTests(Base):
         self.resolver.blacklist(target)
         assert self.resolver.is_blacklisted(target)
         assert self.resolve("sip:192.0.2.200") == [target]
+
+
+class ResolveLiteralTests(Base):
+    """resolve_literal: resolve's answer for IP literals, without a Deferred; None otherwise."""
+
+    def test_same_targets_as_resolve_for_ip_literals(self) -> None:
+        for uri in (
+            "sip:192.0.2.1",
+            "sip:192.0.2.1:5070",
+            "sip:u@192.0.2.1;transport=tcp",
+            "sip:[2001:db8::1]:5080;transport=udp",
+            "sips:192.0.2.1",
+            "sip:example.com;maddr=192.0.2.7",
+        ):
+            literal = self.resolver.resolve_literal(parse_uri(uri))
+            assert literal is not None, uri
+            assert literal == self.resolve(uri), uri
+        assert self.dns.queries == []
+
+    def test_none_when_a_lookup_or_an_error_is_due(self) -> None:
+        for uri in (
+            "sip:example.com",
+            "sip:192.0.2.1;maddr=example.com",
+            "sip:192.0.2.1;transport=bogus",
+            "sip:192.0.2.1;transport=ws",  # resolve fails these: it says why
+            "sips:192.0.2.1;transport=udp",
+            "tel:+15551234",
+        ):
+            assert self.resolver.resolve_literal(parse_uri(uri)) is None, uri
