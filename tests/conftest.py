@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+# The conformance mixins assert with plain ``assert``; rewrite them as test modules are.
+pytest.register_assert_rewrite("tests.conformance")
 
 settings.register_profile(
     "ci",

@@ -14,3 +14,10 @@ sprout = ServiceMaker(
     "Sprout: sproutlets (S-CSCF, I-CSCF, BGCF, application servers) on a SIP proxy",
     "sprout",
 )
+
+homestead = ServiceMaker(
+    "clearwater homestead",
+    "clearwater.services.homestead.tap",
+    "Homestead (HSS-less): subscriber data over HTTP, homestead-prov provisioning API",
+    "homestead",
+)

@@ -1,0 +1,131 @@
+"""The ``twistd homestead`` service tree (HSS-less mode, spec §6.1 and §6.6).
+
+:func:`build` assembles, from a frozen :class:`~clearwater.services.homestead.tap.HomesteadConfig`,
+a named ``MultiService`` (STYLE.md §2.4):
+
+- ``"store"``: the subscriber store ``--store`` names, opened before the ports; a store that
+  cannot be opened stops homestead with a critical log line naming it. Closed last on stop;
+- ``"http"``: the homestead API (``/impi/...``, ``/impu/...``) with ``/ping`` and ``/metrics``
+  on ``--local-ip`` and ``--http-port`` (8888; 0: none);
+- ``"prov"``: homestead-prov's provisioning API on ``--prov-address`` (loopback) and
+  ``--prov-port`` (8889; 0: none).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import cast
+
+from prometheus_client import CollectorRegistry
+from twisted.application import internet, service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorCore
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Site
+from typing_extensions import override
+
+from clearwater._types import ISipReactor
+from clearwater.homestead.hssless import HsslessHomestead
+from clearwater.http.homestead import homestead_resource
+from clearwater.http.homestead_prov import homestead_prov_resource
+from clearwater.services.homestead.tap import HomesteadConfig
+from clearwater.stores.interfaces import ISubscriberStore
+from clearwater.stores.urls import StoreUrl
+
+__all__ = ["StoreService", "build", "make_service", "open_subscriber_store"]
+
+_log = Logger()
+
+
+def open_subscriber_store(url: StoreUrl, reactor: ISipReactor) -> ISubscriberStore:
+    """The subscriber store ``url`` names (opening completes in the background: the first
+    operation waits for it and fails if it failed). Raises ValueError for a kind that holds
+    no subscribers or a SQLite directory that cannot be made."""
+    if url.kind == "memory":
+        from clearwater.stores.memory import MemorySubscriberStore
+
+        return MemorySubscriberStore()
+    if url.kind == "sqlite":
+        from clearwater.stores.sqlite import SqliteSubscriberStore
+
+        directory = os.path.dirname(url.path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"cannot make the directory of {url}: {e.strerror}") from None
+        return SqliteSubscriberStore(reactor, url.path)  # type: ignore[arg-type]
+    if url.kind == "redis":
+        from clearwater.stores.redis import RedisSubscriberStore, connect
+
+        return RedisSubscriberStore(connect(reactor, url.host, url.port, url.db))  # type: ignore[arg-type]
+    raise ValueError(f"{url.kind} cannot hold subscribers")
+
+
+class StoreService(service.Service):
+    """Checks the store opened when homestead starts; closes it when homestead stops."""
+
+    def __init__(self, reactor: ISipReactor, store: ISubscriberStore, url: StoreUrl) -> None:
+        self.reactor = reactor
+        self.store = store
+        self.url = url
+
+    @override
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        # Any read proves the store usable (and waits for a SQLite file to open).
+        self.store.get_private("").addCallbacks(self._opened, self._failed)
+
+    def _opened(self, _: object) -> None:
+        _log.info("homestead: subscribers in {url}", url=str(self.url))
+
+    def _failed(self, reason: Failure) -> None:
+        _log.critical(
+            "homestead: cannot use the store {url}: {error}", url=str(self.url), error=reason.value
+        )
+        cast(IReactorCore, self.reactor).stop()
+
+    @override
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        return self.store.close()
+
+
+def build(
+    config: HomesteadConfig, reactor: ISipReactor, store: ISubscriberStore
+) -> service.MultiService:
+    """The homestead service tree for ``config`` serving subscribers from ``store``."""
+    top = service.MultiService()
+    stores = StoreService(reactor, store, config.store)
+    stores.setName("store")  # type: ignore[no-untyped-call]
+    stores.setServiceParent(top)  # type: ignore[no-untyped-call]
+    if config.http_port:
+        homestead = HsslessHomestead(
+            store, scscf_uri=config.scscf_uri, home_domain=config.home_domain
+        )
+        root = homestead_resource(homestead, registry=CollectorRegistry())
+        site = Site(root)  # type: ignore[no-untyped-call]
+        http = internet.TCPServer(
+            config.http_port, site, interface=config.local_ip, reactor=reactor
+        )
+        http.setName("http")
+        http.setServiceParent(top)
+    if config.prov_port:
+        prov_root = homestead_prov_resource(store, config.home_domain, reactor=reactor)
+        prov_site = Site(prov_root)  # type: ignore[no-untyped-call]
+        prov = internet.TCPServer(
+            config.prov_port, prov_site, interface=config.prov_address, reactor=reactor
+        )
+        prov.setName("prov")
+        prov.setServiceParent(top)
+    return top
+
+
+def make_service(config: HomesteadConfig, reactor: ISipReactor) -> service.MultiService:
+    """Open the store and build the tree; a store that cannot be opened is a SystemExit
+    naming it."""
+    try:
+        store = open_subscriber_store(config.store, reactor)
+    except ValueError as e:
+        raise SystemExit("twistd homestead: " + str(e)) from e
+    return build(config, reactor, store)

@@ -1,0 +1,145 @@
+"""Registration and challenge records over any :class:`~clearwater.stores.interfaces.ICasStore`
+(spec §3.4 registration store, §3.2 IMPI store, §1.4 key layout).
+
+The records are kept as the JSON Clearwater's sprout wrote (:mod:`clearwater.stores.records`)
+under table ``reg`` (key: the AoR's default IMPU) and ``impi`` (key: the IMPI), so a
+memcached shared with Clearwater holds the same bytes under ``reg\\\\<impu>`` and
+``impi\\\\<impi>``.
+
+Lifetimes follow Clearwater: an AoR lives until its latest binding or subscription expiry
+plus 10 s (so a registration-expiry timer pop still finds it); an IMPI record until its latest
+challenge expiry. Lifetimes are whole seconds, rounded up, at least 1.
+
+A record with nothing left to keep (no bindings or subscriptions; no live challenges) is
+replaced, under CAS, by an empty value living 1 s: a tombstone, as Clearwater's memcached
+store writes for deletes. A plain delete could wipe out a record another node wrote after
+this writer read, which the CAS write cannot: deleting loses a race like any other write.
+
+Reads treat a tombstone or a record that does not parse as absent (a corrupt record is logged),
+as Clearwater does, but keep its CAS token: a writer that read it replaces it with that token,
+where a CAS of 0 would keep losing until the bad record expired.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from clearwater.errors import ParseError
+from clearwater.stores import records
+from clearwater.stores.interfaces import ICasStore, IChallengeStore, IRegistrationStore
+from clearwater.stores.records import AoR, Challenge
+
+__all__ = [
+    "AOR_LINGER",
+    "CHALLENGE_TABLE",
+    "REGISTRATION_TABLE",
+    "ChallengeStore",
+    "RegistrationStore",
+    "ttl_until",
+]
+
+log = Logger()
+
+#: Table of AoR records (spec §1.4).
+REGISTRATION_TABLE = "reg"
+#: Table of IMPI (challenge) records (spec §1.4).
+CHALLENGE_TABLE = "impi"
+#: Seconds an AoR outlives its latest binding or subscription (spec §3.4).
+AOR_LINGER = 10
+#: What a record with nothing left in it is replaced by, and how long that lives.
+TOMBSTONE = b""
+TOMBSTONE_TTL = 1
+
+
+def ttl_until(expires: Optional[float], now: float) -> int:
+    """Whole seconds from ``now`` until ``expires``, rounded up; 0 when that is not in the
+    future (or ``expires`` is None): the record should not be kept."""
+    if expires is None or expires <= now:
+        return 0
+    return max(1, math.ceil(expires - now))
+
+
+def _reason(error: Exception) -> str:
+    # records.loads lets json's RecursionError (absurdly deep nesting) through.
+    return error.reason if isinstance(error, ParseError) else "Bad JSON: nested too deeply"
+
+
+def _write(
+    cas_store: ICasStore, table: str, key: str, data: bytes, cas: int, ttl: int
+) -> Deferred[None]:
+    if ttl <= 0:
+        return cas_store.set_data(table, key, TOMBSTONE, cas, TOMBSTONE_TTL)
+    return cas_store.set_data(table, key, data, cas, ttl)
+
+
+@implementer(IRegistrationStore)
+class RegistrationStore:
+    """:class:`IRegistrationStore` over ``cas_store``'s ``reg`` table (see the module notes on
+    lifetimes, tombstones and corrupt records)."""
+
+    def __init__(self, cas_store: ICasStore) -> None:
+        self._cas = cas_store
+
+    def get_aor(self, aor_id: str) -> Deferred[tuple[Optional[AoR], int]]:
+        def parse(result: tuple[Optional[bytes], int]) -> tuple[Optional[AoR], int]:
+            data, cas = result
+            if not data:
+                return None, cas
+            try:
+                return AoR.from_json(records.loads(data, "AoR")), cas
+            except (ParseError, RecursionError) as e:
+                log.warn(
+                    "Ignoring corrupt AoR record {aor_id}: {reason}",
+                    aor_id=aor_id,
+                    reason=_reason(e),
+                )
+                return None, cas
+
+        return self._cas.get_data(REGISTRATION_TABLE, aor_id).addCallback(parse)
+
+    def set_aor(self, aor_id: str, aor: AoR, cas: int, now: float) -> Deferred[None]:
+        expiry = aor.expiry()
+        ttl = ttl_until(None if expiry is None else expiry + AOR_LINGER, now)
+        data = records.dumps(aor.to_json()) if ttl > 0 else TOMBSTONE
+        return _write(self._cas, REGISTRATION_TABLE, aor_id, data, cas, ttl)
+
+    def delete_aor(self, aor_id: str) -> Deferred[None]:
+        return self._cas.delete_data(REGISTRATION_TABLE, aor_id)
+
+
+@implementer(IChallengeStore)
+class ChallengeStore:
+    """:class:`IChallengeStore` over ``cas_store``'s ``impi`` table, as
+    ``{"authChallenges": [...]}`` (see the module notes on lifetimes, tombstones and corrupt
+    records). Challenges are written as given: expired ones are dropped by the caller."""
+
+    def __init__(self, cas_store: ICasStore) -> None:
+        self._cas = cas_store
+
+    def get_challenges(self, impi: str) -> Deferred[tuple[tuple[Challenge, ...], int]]:
+        def parse(result: tuple[Optional[bytes], int]) -> tuple[tuple[Challenge, ...], int]:
+            data, cas = result
+            if not data:
+                return (), cas
+            try:
+                return records.challenges_from_json(records.loads(data, "IMPI")), cas
+            except (ParseError, RecursionError) as e:
+                log.warn(
+                    "Ignoring corrupt IMPI record {impi}: {reason}", impi=impi, reason=_reason(e)
+                )
+                return (), cas
+
+        return self._cas.get_data(CHALLENGE_TABLE, impi).addCallback(parse)
+
+    def set_challenges(
+        self, impi: str, challenges: tuple[Challenge, ...], cas: int, now: float
+    ) -> Deferred[None]:
+        latest = max((c.expires for c in challenges), default=None)
+        ttl = ttl_until(latest, now)
+        data = records.dumps(records.challenges_to_json(challenges)) if ttl > 0 else TOMBSTONE
+        return _write(self._cas, CHALLENGE_TABLE, impi, data, cas, ttl)
