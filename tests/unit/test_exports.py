@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import clearwater
+import clearwater.aka
 import clearwater.errors
+import clearwater.homestead
+import clearwater.http.homestead
+import clearwater.http.homestead_client
+import clearwater.http.homestead_prov
 import clearwater.sip
 import clearwater.sip.auth
 import clearwater.sip.resolver
@@ -11,7 +16,16 @@ import clearwater.sip.stack
 import clearwater.sip.transaction
 import clearwater.sip.transport
 import clearwater.sip.ua
+import clearwater.stores
+import clearwater.stores.memcached
+import clearwater.stores.memory
+import clearwater.stores.records
+import clearwater.stores.redis
+import clearwater.stores.sqlite
+import clearwater.stores.typed
+import clearwater.stores.urls
 import clearwater.testing
+import clearwater.tools.provision
 from clearwater.sip import _framing, _message, _parser, _uri, _values
 
 
@@ -28,6 +42,20 @@ def test_every_exported_name_exists() -> None:
         clearwater.sip.stack,
         clearwater.sip.ua,
         clearwater.testing,
+        clearwater.aka,
+        clearwater.homestead,
+        clearwater.http.homestead,
+        clearwater.http.homestead_client,
+        clearwater.http.homestead_prov,
+        clearwater.stores,
+        clearwater.stores.memcached,
+        clearwater.stores.memory,
+        clearwater.stores.records,
+        clearwater.stores.redis,
+        clearwater.stores.sqlite,
+        clearwater.stores.typed,
+        clearwater.stores.urls,
+        clearwater.tools.provision,
     )
     for module in modules:
         for name in module.__all__:
