@@ -94,6 +94,8 @@ def free_low_port() -> int:
     drops the last digit of a five-digit port in a Request-URI."""
     for _ in range(200):
         port = random.randint(5000, 9999)
+        if 5050 <= port <= 5070:
+            continue  # sprout's default sproutlet ports (5052-5055) clash with --sip-port
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
                 tcp.bind((HOST, port))

@@ -180,9 +180,25 @@ class ServerProcess:
         self.start(timeout)
 
     def pause(self) -> None:
-        """SIGSTOP: the server keeps its connections open but answers nothing (a hang)."""
-        if self._process is not None and self.alive:
-            self._process.send_signal(signal.SIGSTOP)
+        """SIGSTOP: the server keeps its connections open but answers nothing (a hang).
+
+        Returns once every thread of the server is stopped: a signal takes effect when the
+        kernel next schedules each thread, which on a loaded machine can be after the test
+        has sent its next requests."""
+        if self._process is None or not self.alive:
+            return
+        self._process.send_signal(signal.SIGSTOP)
+        tasks = "/proc/" + str(self._process.pid) + "/task"
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            try:
+                states = [_task_state(os.path.join(tasks, task)) for task in os.listdir(tasks)]
+            except OSError:
+                return  # gone
+            if all(state in ("T", "t") for state in states):
+                return
+            time.sleep(0.001)
+        raise RuntimeError(f"server {self.address} did not stop on SIGSTOP")
 
     def resume(self) -> None:
         """SIGCONT after :meth:`pause`."""
@@ -342,3 +358,9 @@ def memcached_server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+def _task_state(task: str) -> str:
+    """The state letter of a thread (``/proc/PID/task/TID/stat``, after the command name)."""
+    with open(os.path.join(task, "stat")) as f:
+        return f.read().rpartition(")")[2].split()[0]
