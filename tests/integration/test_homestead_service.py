@@ -99,3 +99,16 @@ def test_bad_store_url_is_a_usage_error() -> None:
     # message is what counts, and that nothing was left running (run() returned).
     assert "--store" in result.stdout + result.stderr
     assert "memcached cannot hold this data" in result.stdout + result.stderr
+
+
+def test_unusable_store_stops_homestead_with_exit_status_1(tmp_path: Path) -> None:
+    not_a_database = tmp_path / "hs.db"
+    not_a_database.write_bytes(b"this is not a SQLite file" * 100)
+    result = subprocess.run(
+        [*TWISTD, "-n", "--pidfile=", "homestead", "--home-domain", "example.com",
+         "--http-port", str(free_port()), "--prov-port", str(free_port()),
+         "--store", "sqlite:" + str(not_a_database)],
+        env=sprout_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cannot use the store sqlite:" + str(not_a_database) in result.stdout

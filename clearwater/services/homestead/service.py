@@ -14,6 +14,7 @@ a named ``MultiService`` (STYLE.md §2.4):
 from __future__ import annotations
 
 import os
+import sys
 from typing import cast
 
 from prometheus_client import CollectorRegistry
@@ -83,7 +84,10 @@ class StoreService(service.Service):
         _log.critical(
             "homestead: cannot use the store {url}: {error}", url=str(self.url), error=reason.value
         )
-        cast(IReactorCore, self.reactor).stop()
+        reactor = cast(IReactorCore, self.reactor)
+        # twistd exits 0 after reactor.stop(); a supervisor must see a failure.
+        reactor.addSystemEventTrigger("after", "shutdown", _exit_failed)
+        reactor.stop()
 
     @override
     def stopService(self) -> Deferred[None]:
@@ -129,3 +133,9 @@ def make_service(config: HomesteadConfig, reactor: ISipReactor) -> service.Multi
     except ValueError as e:
         raise SystemExit("twistd homestead: " + str(e)) from e
     return build(config, reactor, store)
+
+
+def _exit_failed() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
