@@ -10,6 +10,7 @@ from __future__ import annotations
 from clearwater.http.management import (
     HealthCheck,
     ManagementResource,
+    QuietSite,
     management_resource,
     management_site,
 )
@@ -17,6 +18,7 @@ from clearwater.http.management import (
 __all__ = [
     "HealthCheck",
     "ManagementResource",
+    "QuietSite",
     "management_resource",
     "management_site",
 ]

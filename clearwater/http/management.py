@@ -40,6 +40,7 @@ from typing_extensions import override
 __all__ = [
     "HealthCheck",
     "ManagementResource",
+    "QuietSite",
     "management_resource",
     "management_site",
 ]
@@ -184,8 +185,9 @@ def management_resource(
     return ManagementResource(registry, health=health, children=children)
 
 
-class _QuietSite(Site):
-    """A :class:`~twisted.web.server.Site` that writes no access log."""
+class QuietSite(Site):
+    """A :class:`~twisted.web.server.Site` that writes no access log (for APIs called
+    thousands of times a second, and for polled management paths)."""
 
     def __init__(self, resource: IResource, reactor: Optional[IReactorTime]) -> None:
         super().__init__(resource, reactor=reactor)  # type: ignore[no-untyped-call]  # untyped
@@ -210,4 +212,4 @@ def management_site(
     port binds to loopback unless told otherwise (ARCHITECTURE.md §6).
     """
     resource = ManagementResource(registry, health=health, children=children)
-    return _QuietSite(resource, reactor=reactor)
+    return QuietSite(resource, reactor=reactor)

@@ -23,13 +23,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 from typing_extensions import override
 
 from clearwater._types import ISipReactor
 from clearwater.homestead.hssless import HsslessHomestead
 from clearwater.http.homestead import homestead_resource
 from clearwater.http.homestead_prov import homestead_prov_resource
+from clearwater.http.management import QuietSite
 from clearwater.services.homestead.tap import HomesteadConfig
 from clearwater.stores.interfaces import ISubscriberStore
 from clearwater.stores.urls import StoreUrl
@@ -108,7 +108,7 @@ def build(
             store, scscf_uri=config.scscf_uri, home_domain=config.home_domain
         )
         root = homestead_resource(homestead, registry=CollectorRegistry())
-        site = Site(root)  # type: ignore[no-untyped-call]
+        site = QuietSite(root, reactor)
         http = internet.TCPServer(
             config.http_port, site, interface=config.local_ip, reactor=reactor
         )
@@ -116,7 +116,7 @@ def build(
         http.setServiceParent(top)
     if config.prov_port:
         prov_root = homestead_prov_resource(store, config.home_domain, reactor=reactor)
-        prov_site = Site(prov_root)  # type: ignore[no-untyped-call]
+        prov_site = QuietSite(prov_root, reactor)
         prov = internet.TCPServer(
             config.prov_port, prov_site, interface=config.prov_address, reactor=reactor
         )

@@ -301,6 +301,7 @@ def test_package_exports() -> None:
     assert set(clearwater.http.__all__) == {
         "HealthCheck",
         "ManagementResource",
+        "QuietSite",
         "management_resource",
         "management_site",
     }
