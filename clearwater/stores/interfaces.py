@@ -81,7 +81,8 @@ class ICasStore(Interface):
     """Tables of keys holding bytes with a CAS token and a lifetime (Clearwater's Store).
 
     A CAS token is a positive int that changes on every write of a key; 0 stands for "no
-    record". Lifetimes are whole seconds (at least 1); an expired record reads as absent.
+    record". Lifetimes are whole seconds (at least 1); an expired record reads as absent. Empty
+    data (``b""``) is a tombstone: it reads as absent, as Clearwater's deleted records did.
     """
 
     def get_data(table: str, key: str) -> Deferred[tuple[Optional[bytes], int]]:
@@ -102,13 +103,16 @@ class IRegistrationStore(Interface):
     """AoR id (the default IMPU) → :class:`~clearwater.stores.records.AoR` (spec §3.4)."""
 
     def get_aor(aor_id: str) -> Deferred[tuple[Optional[AoR], int]]:
-        """``(record, cas)``, ``(None, 0)`` if none. Expired bindings and subscriptions are
+        """``(record, cas)``; ``(None, cas)`` if there is none: the CAS is 0, or a tombstone's
+        (an emptied record, kept briefly so that a stale writer loses) or a corrupt record's
+        (logged), so that the next write replaces it. Expired bindings and subscriptions are
         not filtered here: that is :meth:`AoR.without_expired`'s job, with the caller's clock."""
 
     def set_aor(aor_id: str, aor: AoR, cas: int, now: float) -> Deferred[None]:
         """Write ``aor`` if its CAS is still ``cas``. The record lives until its latest
         binding or subscription expiry plus 10 s (spec §3.4: a timer pop still finds it);
-        an AoR with neither is deleted. DataContentionError on a lost race."""
+        an AoR with neither is replaced by a tombstone living 1 s (a CAS write, so that it
+        too loses to a newer record). DataContentionError on a lost race."""
 
     def delete_aor(aor_id: str) -> Deferred[None]:
         """Remove the record."""
@@ -118,14 +122,15 @@ class IChallengeStore(Interface):
     """IMPI → its outstanding authentication challenges (spec §3.2 IMPI store)."""
 
     def get_challenges(impi: str) -> Deferred[tuple[tuple[Challenge, ...], int]]:
-        """``(challenges, cas)``; ``((), 0)`` if none."""
+        """``(challenges, cas)``; ``((), cas)`` if none, the CAS as
+        :meth:`IRegistrationStore.get_aor` gives it."""
 
     def set_challenges(
         impi: str, challenges: tuple[Challenge, ...], cas: int, now: float
     ) -> Deferred[None]:
         """Write the IMPI's challenges if its CAS is still ``cas``; the record lives until the
-        latest challenge expiry (none left, or all expired: deleted). DataContentionError on a
-        lost race."""
+        latest challenge expiry (none left, or all expired: a 1 s tombstone, as for an AoR).
+        DataContentionError on a lost race."""
 
 
 class ISubscriberStore(Interface):
@@ -136,7 +141,10 @@ class ISubscriberStore(Interface):
     a service profile's public identities and iFCs; and per IRS the registration state.
     A public identity belongs to exactly one service profile; a private identity may be in
     several IRSs. Methods that name a missing IRS, service profile or identity fail with
-    NotFoundError (except the ``get_*`` lookups, which give None or empty results).
+    NotFoundError: the list lookups (``irs_of_private``, ``privates_of_irs``,
+    ``service_profiles_of_irs``, ``publics_of_irs``, ``publics_of_private``) and
+    ``set_registration`` included. ``get_private``, ``get_public`` and ``get_service_profile``
+    give None, ``get_registration`` NOT_REGISTERED, and ``dissociate`` never fails.
     """
 
     # -- private identities
