@@ -54,7 +54,6 @@ through for the HTTP layer to map.
 from __future__ import annotations
 
 import enum
-import hashlib
 import os
 import re
 import time
@@ -75,6 +74,7 @@ from clearwater.aka import (
     split_resync_auth,
 )
 from clearwater.errors import ClearwaterError, ParseError
+from clearwater.sip.auth import digest_ha1
 from clearwater.stores.interfaces import ISubscriberStore
 from clearwater.stores.records import PrivateIdentity, PublicIdentity, RegistrationState, RegState
 
@@ -586,8 +586,7 @@ def _digest_ha1(private: PrivateIdentity, realm: str) -> str:
     if private.digest_ha1:
         return private.digest_ha1
     if private.plaintext_password is not None:
-        text = private.impi + ":" + realm + ":" + private.plaintext_password
-        return hashlib.md5(text.encode("utf-8")).hexdigest()  # RFC 2617 §3.2.2.2 HA1
+        return digest_ha1(private.impi, realm, private.plaintext_password)
     return ""
 
 

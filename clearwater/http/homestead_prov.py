@@ -99,6 +99,7 @@ from typing_extensions import override
 from clearwater._xml import parse_xml
 from clearwater.aka.milenage import opc as milenage_opc
 from clearwater.errors import ParseError
+from clearwater.sip.auth import digest_ha1
 from clearwater.stores.interfaces import (
     ISubscriberStore,
     NotFoundError,
@@ -110,12 +111,10 @@ from clearwater.stores.records import AkaCredentials, PrivateIdentity, PublicIde
 __all__ = [
     "DEFAULT_MAX_BODY",
     "HomesteadProvResource",
-    "digest_ha1",
     "homestead_prov_children",
     "homestead_prov_resource",
     "parse_public_identity",
     "parse_service_profile_ifcs",
-    "parse_xml",
 ]
 
 DEFAULT_MAX_BODY = 256 * 1024
@@ -135,12 +134,6 @@ _log = Logger()
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def digest_ha1(impi: str, realm: str, password: str) -> str:
-    """HA1 = MD5(username ":" realm ":" password), lower-case hex (RFC 2617 §3.2.2.2)."""
-    text = impi + ":" + realm + ":" + password
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
 def _to_text(element: ElementTree.Element) -> str:

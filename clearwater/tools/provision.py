@@ -47,8 +47,10 @@ from xml.sax.saxutils import escape
 
 import attrs
 
+from clearwater._xml import parse_xml
 from clearwater.errors import ParseError
-from clearwater.http.homestead_prov import digest_ha1, parse_service_profile_ifcs, parse_xml
+from clearwater.http.homestead_prov import parse_service_profile_ifcs
+from clearwater.sip.auth import digest_ha1
 
 __all__ = [
     "DEFAULT_HOMESTEAD",

@@ -25,16 +25,16 @@ from twisted.web.server import Site
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from clearwater._xml import parse_xml
 from clearwater.errors import ParseError
 from clearwater.http.homestead_prov import (
     HomesteadProvResource,
-    digest_ha1,
     homestead_prov_children,
     homestead_prov_resource,
     parse_public_identity,
     parse_service_profile_ifcs,
-    parse_xml,
 )
+from clearwater.sip.auth import digest_ha1
 from clearwater.stores.interfaces import (
     ISubscriberStore,
     StoreTimeoutError,
