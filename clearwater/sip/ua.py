@@ -296,6 +296,9 @@ class OutgoingCall:
         #: The dialog: set by the first 2xx, or given for a re-INVITE.
         self.dialog = dialog
         self._transaction: Optional[ClientTransaction] = None
+        #: The INVITE that transaction sent (with credentials after a challenge): the
+        #: transaction forgets it at its final response, the ACKs for 2xx still need it.
+        self._sent = invite
         self._provisional_seen = False
         self._cancel_requested = False
         self._cancel_sent = False
@@ -313,7 +316,7 @@ class OutgoingCall:
         if tsx is None or self._cancel_sent or tsx.result.called:
             return
         self._cancel_sent = True
-        cancel = build_cancel(tsx.request)
+        cancel = build_cancel(self._sent)
         self.ua.stack.transactions.send_request(cancel, tsx.target).result.addErrback(
             lambda f: _log.info("CANCEL failed: {reason}", reason=f.value)
         )
@@ -327,6 +330,8 @@ class OutgoingCall:
 
     def _transaction_started(self, tsx: ClientTransaction) -> None:
         self._transaction = tsx
+        if tsx.request is not None:  # None only if a final response came already
+            self._sent = tsx.request
         self._cancel_sent = False
         self._provisional_seen = False
 
@@ -674,7 +679,7 @@ class UserAgent:
             )
         ack = dialog.create_request("ACK", cseq=response.cseq.seq)
         for name in ("Authorization", "Proxy-Authorization"):
-            for value in (tsx.request if tsx else invite).headers.get_all(name):
+            for value in call._sent.headers.get_all(name):
                 ack.headers.add(name, value)
         d = Deferred.fromCoroutine(self._send_ack(key, ack, dialog))
         if dialog is existing:

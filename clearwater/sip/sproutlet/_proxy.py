@@ -605,6 +605,7 @@ class _Fork:
     in process (``wrapper``, the sproutlet downstream) or on the network (``network``)."""
 
     __slots__ = (
+        "_request",
         "abandoned",
         "cancelled",
         "ended",
@@ -614,7 +615,6 @@ class _Fork:
         "network",
         "owner",
         "provisional",
-        "request",
         "target",
         "timer_at",
         "timer_c",
@@ -625,7 +625,7 @@ class _Fork:
         self.owner: Optional[_Wrapper] = owner  # None once the owner has finished
         self.late_flow: Optional[Flow] = None  # then: where a late 2xx goes
         self.fork_id = fork_id
-        self.request = request
+        self._request: Optional[Request] = request
         self.wrapper: Optional[_Wrapper] = None
         self.network = False
         self.target: Optional[Target] = None  # once resolved and sent
@@ -636,6 +636,18 @@ class _Fork:
         self.provisional = False  # a network fork had a provisional response
         self.cancelled = False  # a network fork's CANCEL went
         self.abandoned = False
+
+    @property
+    def request(self) -> Request:
+        """The request sent; only until the owner finishes (:meth:`forget_request`)."""
+        request = self._request
+        assert request is not None, "fork request read after its wrapper finished"
+        return request
+
+    def forget_request(self) -> None:
+        """The owner has finished: nothing will read the request again, and the fork may
+        live on with a client transaction lingering for an INVITE's 2xx retransmissions."""
+        self._request = None
 
     def stop_timer(self) -> None:
         self.timer_at = None
@@ -816,6 +828,7 @@ class _Wrapper:
             fork.owner = None
             fork.wrapper = None
             fork.late_flow = late_flow
+            fork.forget_request()
         upstream = self.upstream
         if isinstance(upstream, _ServerUpstream):
             upstream.transaction.on_failure = None

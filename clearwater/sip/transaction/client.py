@@ -106,7 +106,9 @@ _DEFAULT_SETTINGS = TimerSettings()  # frozen, so one instance serves every defa
 
 
 class _ClientTransaction(_TransactionBase[S]):
-    """What both client transactions share: the request they send."""
+    """What both client transactions share: the request they send, kept until the final
+    response (after it nothing is sent but an ACK built then, and an INVITE transaction
+    lingers up to 64*T1)."""
 
     __slots__ = ("_request",)
 
@@ -114,12 +116,17 @@ class _ClientTransaction(_TransactionBase[S]):
         self, request: Request, *, reliable: bool, settings: TimerSettings, state: S
     ) -> None:
         super().__init__(reliable=reliable, settings=settings, state=state)
-        self._request = request
+        self._request: Optional[Request] = request
 
     @property
-    def request(self) -> Request:
-        """The request this transaction was created for."""
+    def request(self) -> Optional[Request]:
+        """The request this transaction was created for; None once a final response came."""
         return self._request
+
+    def _send(self) -> Transmit:
+        request = self._request
+        assert request is not None, "nothing is (re)sent after the final response"
+        return Transmit(request)
 
 
 # --------------------------------------------------------------------------- INVITE
@@ -179,7 +186,7 @@ class InviteClientTransaction(_ClientTransaction[IctState]):
         """Send the INVITE; timer A (unreliable transport only) and timer B (§17.1.1.2)."""
         self._begin()
         return [
-            Transmit(self._request),
+            self._send(),
             *self._start_timer(Timer.A, now),
             *self._start_timer(Timer.B, now),
         ]
@@ -203,7 +210,7 @@ class InviteClientTransaction(_ClientTransaction[IctState]):
 
     def _retransmit(self, _: None, now: float) -> list[Effect]:
         # Timer A fires: retransmit, and double the interval (no cap; timer B ends it).
-        return [Transmit(self._request), *self._restart(Timer.A, now, self._next_interval(Timer.A))]
+        return [self._send(), *self._restart(Timer.A, now, self._next_interval(Timer.A))]
 
     def _timeout(self, _: None, now: float) -> list[Effect]:
         return self._terminate(Failed(FailureReason.TIMEOUT))
@@ -219,6 +226,7 @@ class InviteClientTransaction(_ClientTransaction[IctState]):
     def _accept(self, response: Response, now: float) -> list[Effect]:
         # RFC 6026 §7.2: a 2xx moves to "Accepted" for 64*T1 (timer M); the TU sends the ACK.
         self._state = IctState.ACCEPTED
+        self._request = None
         return [
             *self._cancel(Timer.A, Timer.B),
             DeliverToTU(response),
@@ -227,7 +235,10 @@ class InviteClientTransaction(_ClientTransaction[IctState]):
 
     def _complete(self, response: Response, now: float) -> list[Effect]:
         # §17.1.1.2: ACK even on a reliable transport, pass the response up, timer D.
-        self._ack = build_ack(self._request, response)
+        request = self._request
+        assert request is not None  # "Calling" or "Proceeding"
+        self._ack = build_ack(request, response)
+        self._request = None
         return [
             *self._cancel(Timer.A, Timer.B),
             Transmit(self._ack),
@@ -314,7 +325,7 @@ class NonInviteClientTransaction(_ClientTransaction[NictState]):
         """Send the request; timer E (unreliable transport only) and timer F (§17.1.2.2)."""
         self._begin()
         return [
-            Transmit(self._request),
+            self._send(),
             *self._start_timer(Timer.E, now),
             *self._start_timer(Timer.F, now),
         ]
@@ -333,11 +344,11 @@ class NonInviteClientTransaction(_ClientTransaction[NictState]):
 
     def _retransmit_trying(self, _: None, now: float) -> list[Effect]:
         # Timer E in "Trying": retransmit, interval MIN(2*interval, T2).
-        return [Transmit(self._request), *self._restart(Timer.E, now, self._next_interval(Timer.E))]
+        return [self._send(), *self._restart(Timer.E, now, self._next_interval(Timer.E))]
 
     def _retransmit_proceeding(self, _: None, now: float) -> list[Effect]:
         # Timer E in "Proceeding": retransmit, interval T2.
-        return [Transmit(self._request), *self._restart(Timer.E, now, self._settings.t2)]
+        return [self._send(), *self._restart(Timer.E, now, self._settings.t2)]
 
     def _timeout(self, _: None, now: float) -> list[Effect]:
         return self._terminate(Failed(FailureReason.TIMEOUT))
@@ -354,6 +365,7 @@ class NonInviteClientTransaction(_ClientTransaction[NictState]):
 
     def _complete(self, response: Response, now: float) -> list[Effect]:
         # Timer K (T4) absorbs response retransmissions; zero on a reliable transport.
+        self._request = None
         return [
             *self._cancel(Timer.E, Timer.F),
             DeliverToTU(response),

@@ -194,13 +194,17 @@ class _Transaction:
 class ClientTransaction(_Transaction):
     """A request we sent, until its final response (RFC 3261 §17.1).
 
+    ``request`` is the request sent, until the first final response: the transaction then
+    forgets it (an INVITE's transaction lingers up to 64*T1 for 2xx retransmissions, and a
+    proxy has thousands of them); a TU that needs it later keeps its own reference.
+
     ``result`` fires with the first final response, or fails with
     :class:`~clearwater.errors.RequestTimedOut` (timer B or F) or
     :class:`~clearwater.errors.TransportError`. ``on_response`` (if given) sees every response
     passed up, provisional ones and 2xx retransmissions (RFC 6026 Accepted state) included.
     """
 
-    __slots__ = ("_on_response", "request", "result", "target")
+    __slots__ = ("_on_response", "method", "request", "result", "target")
 
     key: ClientKey
     machine: ClientMachine
@@ -214,7 +218,8 @@ class ClientTransaction(_Transaction):
         on_response: Optional[Callable[[Response], None]],
     ) -> None:
         super().__init__(layer)
-        self.request = request
+        self.request: Optional[Request] = request
+        self.method = request.method
         self.target = target
         self.key = client_key(request)
         self.machine = machine
@@ -237,6 +242,7 @@ class ClientTransaction(_Transaction):
             except Exception:
                 _log.failure("on_response callback failed")
         if response.status >= 200 and not self.result.called:
+            self.request = None
             self.result.callback(response)
 
     @override
@@ -245,10 +251,10 @@ class ClientTransaction(_Transaction):
             return
         if reason is FailureReason.TIMEOUT:
             error: Exception = RequestTimedOut(
-                self.request.method + " to " + str(self.target) + ": no final response"
+                self.method + " to " + str(self.target) + ": no final response"
             )
         else:
-            error = TransportError(self.request.method + " to " + str(self.target) + " failed")
+            error = TransportError(self.method + " to " + str(self.target) + " failed")
         self.result.errback(error)
 
     @override

@@ -396,6 +396,11 @@ class DigestTests(SynchronousTestCase):
         assert seen[1].request.call_id == seen[0].request.call_id
         assert seen[1].request.top_via.branch != seen[0].request.top_via.branch
         assert methods(net.sent_by(0)) == ["INVITE", "ACK", "INVITE", "ACK"]
+        # The 2xx's ACK carries the credentials of the INVITE it answers (§22.1), though
+        # that INVITE's transaction forgot its request at the 2xx.
+        ack = parse_message(net.sent_by(0)[3])
+        credentials = seen[1].request.headers.get_all("Authorization")
+        assert credentials and ack.headers.get_all("Authorization") == credentials
 
     def test_wrong_password_is_not_retried_forever(self) -> None:
         handler, seen = self.challenging("secret")

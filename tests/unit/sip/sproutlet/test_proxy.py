@@ -1074,6 +1074,10 @@ class DialogTests(ProxyTestCase):
         call = net.invite(BOB_URI, routes=[route_to("fwd")])
         self.successResultOf(call.answered)
         assert net.proxy.active_transactions == 0  # finished: nothing holds the wrapper
+        # The INVITE's client transaction lingers (RFC 6026 Accepted, 64*T1) with neither the
+        # request nor the fork's copy of it: thousands linger on a loaded proxy.
+        [lingering] = net.proxy.stack.transactions._clients.values()
+        assert lingering.request is None and lingering.machine.request is None
         assert net.requests(PROXY, BOB, "ACK") == []
         net.run(1.0)  # Bob's timer G: the 200 again
         assert net.sent(PROXY, to=ALICE, trying=False) == ["180 INVITE", "200 INVITE", "200 INVITE"]

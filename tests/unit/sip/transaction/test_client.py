@@ -590,3 +590,29 @@ def test_ict_resends_the_same_ack_object() -> None:
     second = machine.receive_response(R486, 2.0)
     assert isinstance(first[0], Transmit) and isinstance(second[0], Transmit)
     assert first[0].message is second[0].message
+
+
+@pytest.mark.parametrize(
+    ("machine", "final"),
+    [
+        (lambda: _ict_timeline()[0], R200),  # Accepted: lingers 64*T1
+        (lambda: _ict_timeline()[0], R486),  # Completed: the ACK is built first
+        (lambda: _nict_timeline()[0], O200),
+    ],
+)
+def test_request_forgotten_at_the_final_response(
+    machine: Callable[[], Machine], final: Response
+) -> None:
+    m = machine()
+    provisional = R180 if isinstance(m, InviteClientTransaction) else O180
+    m.receive_response(provisional, 0.5)
+    assert m.request is not None  # after a provisional response: still (re)sent if need be
+    effects = m.receive_response(final, 1.0)
+    assert _request_of(m) is None
+    assert DeliverToTU(final) in effects
+    if final is R486:
+        assert Transmit(ACK) in effects
+
+
+def _request_of(machine: Machine) -> Optional[Request]:
+    return machine.request  # a fresh read: mypy keeps the narrowing across method calls
