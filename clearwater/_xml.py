@@ -64,5 +64,7 @@ def parse_xml(data: Union[str, bytes], what: str) -> ElementTree.Element:
         return builder.close()
     except (_RefusedError, expat.ExpatError) as e:
         raise ParseError("Bad " + what + " XML: " + str(e)) from None
+    except LookupError as e:  # a declared encoding Python does not know
+        raise ParseError("Bad " + what + " XML: unknown encoding: " + str(e)) from None
     except (ValueError, AssertionError) as e:  # TreeBuilder on a truncated document
         raise ParseError("Bad " + what + " XML: " + (str(e) or "incomplete document")) from None

@@ -10,7 +10,9 @@ client sprout uses; both share the answer types defined here).
 
 What each operation answers (:class:`HsslessHomestead`):
 
-* ``get_av``: a digest vector ``{"digest": {"ha1", "realm", "qop": "auth"}}`` or an AKA
+* ``get_av``: a digest vector ``{"digest": {"ha1", "realm", "qop": "auth"}}`` (plus
+  ``"ha1_sha256"``, the RFC 8760 SHA-256 HA1, when the password itself was provisioned: an
+  extension Clearwater's sprout ignores) or an AKA
   vector ``{"aka": {...}}`` (:mod:`clearwater.aka`, TS 33.102 §6.3) for AKAv1 (``aka``) or
   AKAv2 (``aka2``). A bare ``av`` picks digest when the IMPI has a digest HA1, else AKAv1.
   Each AKA vector takes the next SQN (TS 33.102 Annex C.1), claimed with
@@ -163,15 +165,25 @@ def _str_member(obj: Mapping[str, Any], key: str, what: str) -> str:
 
 @attrs.frozen
 class DigestAv:
-    """A SIP digest authentication vector (spec §3.2): HA1 (32 hex), realm and qop."""
+    """A SIP digest authentication vector (spec §3.2): HA1 (32 hex), realm and qop.
+
+    ``ha1_sha256`` is our extension for RFC 8760 (SHA-256 digest): ``H(username:realm:password)``
+    with SHA-256 (64 hex), known only for an IMPI provisioned with its plaintext password; empty
+    otherwise. It travels as the JSON key ``ha1_sha256``, left out when empty, which
+    Clearwater's sprout ignores.
+    """
 
     ha1: str
     realm: str
     qop: str = "auth"
+    ha1_sha256: str = ""
 
     def to_json(self) -> JsonObject:
         # Clearwater replaces an empty qop by "auth".
-        return {"digest": {"ha1": self.ha1, "realm": self.realm, "qop": self.qop or "auth"}}
+        digest: JsonObject = {"ha1": self.ha1, "realm": self.realm, "qop": self.qop or "auth"}
+        if self.ha1_sha256:
+            digest["ha1_sha256"] = self.ha1_sha256
+        return {"digest": digest}
 
     @classmethod
     def from_json(cls, obj: Any) -> DigestAv:
@@ -180,10 +192,14 @@ class DigestAv:
         qop = obj.get("qop", "auth")
         if not isinstance(qop, str):
             raise ParseError("Bad digest vector: qop")
+        ha1_sha256 = obj.get("ha1_sha256", "")
+        if not isinstance(ha1_sha256, str):
+            raise ParseError("Bad digest vector: ha1_sha256")
         return cls(
             ha1=_str_member(obj, "ha1", "digest vector"),
             realm=_str_member(obj, "realm", "digest vector"),
             qop=qop or "auth",
+            ha1_sha256=ha1_sha256,
         )
 
 
@@ -662,8 +678,8 @@ class HsslessHomestead:
     def get_av(
         self,
         impi: str,
-        scheme: Optional[AvScheme] = None,
         impu: Optional[str] = None,
+        scheme: Optional[AvScheme] = None,
         resync_auth: Optional[str] = None,
         server_name: Optional[str] = None,
     ) -> Deferred[Union[DigestAv, AkaAv]]:
@@ -700,7 +716,10 @@ class HsslessHomestead:
         if scheme is AvScheme.DIGEST:
             if not ha1:
                 raise HomesteadError(404, "No digest credentials for private identity " + impi)
-            return DigestAv(ha1=ha1, realm=realm, qop="auth")
+            ha1_sha256 = ""
+            if private.plaintext_password is not None:  # RFC 8760: only from the password
+                ha1_sha256 = digest_ha1(impi, realm, private.plaintext_password, "SHA-256")
+            return DigestAv(ha1=ha1, realm=realm, qop="auth", ha1_sha256=ha1_sha256)
         version = _AKA_VERSIONS[scheme.value]
         return AkaAv.from_vector(await self._aka_vector(private, resync_auth), version)
 

@@ -288,8 +288,8 @@ class _Impi(_Api):
                     raise HomesteadError(404, "Unsupported authentication scheme") from None
             return homestead.get_av(
                 impi,
-                scheme,
                 impu=params.get("impu"),
+                scheme=scheme,
                 resync_auth=params.get("resync-auth"),
                 server_name=params.get("server-name"),
             ).addCallback(_av_answer)

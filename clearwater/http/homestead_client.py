@@ -288,7 +288,7 @@ class HomesteadClient:
         self,
         impu: str,
         reqtype: Union[ReqType, str],
-        server_name: Optional[str],
+        server_name: Optional[str] = None,
         private_id: Optional[str] = None,
         wildcard_identity: Optional[str] = None,
     ) -> Deferred[RegData]:

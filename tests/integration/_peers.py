@@ -342,6 +342,8 @@ def start_sprout(
     args: list[Union[str, Path]] = [*TWISTD, "-n", "--pidfile=", "sprout"]
     args += ["--home-domain", "example.com", "--local-ip", HOST, "--sip-port", str(sip_port)]
     args += ["--http-port", str(http_port), *options]
+    if "--scscf" not in options:
+        args += ["--scscf", "0"]  # no built-in S-CSCF (and its stores) unless asked for
     process = processes.start(name, args, env=sprout_env())
     wanted = ["sprout listening on " + t + ":" + HOST + ":" + str(sip_port) for t in ("udp", "tcp")]
     wait_until(

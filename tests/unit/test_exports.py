@@ -6,9 +6,21 @@ import clearwater
 import clearwater.aka
 import clearwater.errors
 import clearwater.homestead
+import clearwater.homestead.provisioning
 import clearwater.http.homestead
 import clearwater.http.homestead_client
 import clearwater.http.homestead_prov
+import clearwater.scscf
+import clearwater.scscf.authentication
+import clearwater.scscf.bindings
+import clearwater.scscf.callerprefs
+import clearwater.scscf.config
+import clearwater.scscf.hss
+import clearwater.scscf.reginfo
+import clearwater.scscf.registrar
+import clearwater.scscf.scscf_proxy
+import clearwater.scscf.subscribers
+import clearwater.scscf.subscription
 import clearwater.sip
 import clearwater.sip.auth
 import clearwater.sip.resolver
@@ -56,6 +68,18 @@ def test_every_exported_name_exists() -> None:
         clearwater.stores.typed,
         clearwater.stores.urls,
         clearwater.tools.provision,
+        clearwater.homestead.provisioning,
+        clearwater.scscf,
+        clearwater.scscf.authentication,
+        clearwater.scscf.bindings,
+        clearwater.scscf.callerprefs,
+        clearwater.scscf.config,
+        clearwater.scscf.hss,
+        clearwater.scscf.reginfo,
+        clearwater.scscf.registrar,
+        clearwater.scscf.scscf_proxy,
+        clearwater.scscf.subscribers,
+        clearwater.scscf.subscription,
     )
     for module in modules:
         for name in module.__all__:

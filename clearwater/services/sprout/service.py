@@ -35,6 +35,7 @@ from clearwater._types import ISipReactor
 from clearwater.http import management_site
 from clearwater.metrics import SipMetrics
 from clearwater.services._gc import GcTuning
+from clearwater.services.sprout.scscf import scscf_sproutlets
 from clearwater.services.sprout.tap import SproutConfig
 from clearwater.sip import SipUri
 from clearwater.sip.sproutlet import (
@@ -143,10 +144,14 @@ def build(
     *,
     metrics: Optional[SipMetrics] = None,
 ) -> service.MultiService:
-    """The sprout service tree for ``config`` hosting ``sproutlets``.
+    """The sprout service tree for ``config`` hosting the built-in sproutlets (the S-CSCF
+    unless ``--scscf 0``) and ``sproutlets`` (the plugins').
 
     Raises ValueError when there is nothing to listen on or two sproutlets clash.
     """
+    proxies: list[SproutletProxy] = []
+    builtin, stores = scscf_sproutlets(config, reactor, lambda r: proxies[0].originate(r))
+    sproutlets = [*builtin, *sproutlets]
     ports = listening_ports(config, sproutlets)
     if not ports:
         raise ValueError(
@@ -172,10 +177,14 @@ def build(
         timer_settings=TimerSettings(timer_c=float(config.timer_c)),
         observer=metrics,
     )
+    proxies.append(proxy)
     host = config.local_ip
     bracketed = "[" + host + "]" if ":" in host else host
     listen = [t + ":" + bracketed + ":" + str(port) for port in ports for t in ("udp", "tcp")]
     top = service.MultiService()
+    if stores is not None:  # started first, so stopped last: after the SIP side quiesced
+        stores.setName("stores")  # type: ignore[no-untyped-call]
+        stores.setServiceParent(top)  # type: ignore[no-untyped-call]
     sip = SipService(reactor, proxy, listen)
     sip.setName("sip")  # type: ignore[no-untyped-call]
     sip.setServiceParent(top)  # type: ignore[no-untyped-call]

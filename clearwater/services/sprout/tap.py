@@ -29,6 +29,7 @@ from typing_extensions import override
 
 from clearwater._types import ISipReactor
 from clearwater.errors import ParseError
+from clearwater.scscf.config import NonRegisterAuthentication
 from clearwater.services._options import (
     AnySetting,
     ConfigOptions,
@@ -42,7 +43,10 @@ from clearwater.services._options import (
     port_number,
     yes_no,
 )
+from clearwater.services.homestead.tap import default_store
 from clearwater.sip import SipUri, parse_sip_uri
+from clearwater.sip.auth import SUPPORTED_ALGORITHMS
+from clearwater.stores.urls import StoreUrl, parse_store_url
 
 __all__ = [
     "BUILTIN_SPROUTLETS",
@@ -122,6 +126,9 @@ class SproutletSettings:
         return self.port != 0
 
 
+_MEMORY = StoreUrl("memory")
+
+
 @attrs.frozen
 class SproutConfig:
     """Sprout's validated configuration: what ``makeService`` builds from."""
@@ -146,6 +153,21 @@ class SproutConfig:
     plugin_paths: tuple[str, ...]
     plugin_options: tuple[str, ...]  # raw "PLUGIN,NAME,VALUE"
     sproutlets: tuple[SproutletSettings, ...]
+    # The S-CSCF (issue #6).
+    hs_hostname: Optional[tuple[str, int]] = None  # None: homestead in process
+    homestead_timeout: float = 1.2  # seconds
+    registration_store: StoreUrl = _MEMORY
+    impi_store: StoreUrl = _MEMORY
+    subscriber_store: StoreUrl = _MEMORY
+    authentication: bool = True
+    nonce_count_supported: bool = False
+    non_register_authentication: frozenset[NonRegisterAuthentication] = frozenset()
+    digest_algorithms: tuple[str, ...] = ("MD5",)
+    reg_min_expires: int = 0
+
+    def sproutlet(self, name: str) -> SproutletSettings:
+        """The settings of the built-in sproutlet ``name``."""
+        return next(s for s in self.sproutlets if s.name == name)
 
 
 _HOSTS = comma_list(host)
@@ -230,6 +252,109 @@ SUB_MAX_EXPIRES = Setting(
     help="Longest subscription, seconds",
     default_help="reg-max-expires + 161",
 )
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (port 8888 when not given: homestead's)."""
+    name, colon, port = text.rpartition(":")
+    if not colon or "]" in port:
+        name, port = text, "8888"
+    return host(name.strip("[]")), port_number(port)
+
+
+def _cas_store(text: str) -> StoreUrl:
+    return parse_store_url(text, kinds=("memory", "redis", "memcached"))
+
+
+def _subscriber_store(text: str) -> StoreUrl:
+    return parse_store_url(text, kinds=("memory", "sqlite", "redis"))
+
+
+def _non_register_authentication(text: str) -> frozenset[NonRegisterAuthentication]:
+    values = [word.strip().lower() for word in text.split(",") if word.strip()]
+    try:
+        return frozenset(NonRegisterAuthentication(v) for v in values)
+    except ValueError:
+        allowed = ", ".join(v.value for v in NonRegisterAuthentication)
+        raise ValueError("expected a comma-separated list of: " + allowed) from None
+
+
+def _digest_algorithms(text: str) -> tuple[str, ...]:
+    names = tuple(word.strip().upper() for word in text.split(",") if word.strip())
+    if not names or names[0] != "MD5":
+        raise ValueError("MD5 must come first (many phones answer only the first challenge)")
+    for name in names:
+        if name not in ("MD5", "SHA-256") or name not in SUPPORTED_ALGORITHMS:
+            raise ValueError("unsupported digest algorithm " + name + " (MD5, SHA-256)")
+    return names
+
+
+HS_HOSTNAME = Setting(
+    "hs-hostname",
+    "hs_hostname",
+    _host_port,
+    help="Homestead HOST[:PORT] (port 8888); none: homestead in process over --subscriber-store",
+)
+HOMESTEAD_TIMEOUT = Setting(
+    "homestead-timeout",
+    "sprout_homestead_timeout_ms",
+    int_range(10, 60000),
+    "1200",
+    "Milliseconds to wait for homestead",
+)
+REGISTRATION_STORE = Setting(
+    "registration-store",
+    "sprout_registration_store",
+    _cas_store,
+    "memory:",
+    "Registrations: memory:, redis://HOST:PORT/DB or memcached://HOST:PORT",
+)
+IMPI_STORE = Setting(
+    "impi-store",
+    "sprout_impi_store",
+    _cas_store,
+    help="Authentication challenges (same forms)",
+    default_help="--registration-store",
+)
+SUBSCRIBER_STORE = Setting(
+    "subscriber-store",
+    "homestead_store",
+    _subscriber_store,
+    help="Subscribers, for the in-process homestead: memory:, sqlite:PATH or redis://...",
+    default_help=default_store(),
+)
+AUTHENTICATION = Setting(
+    "authentication", "authentication", yes_no, "Y", "Authenticate REGISTERs (Y/N)"
+)
+NONCE_COUNT_SUPPORTED = Setting(
+    "nonce-count-supported",
+    "nonce_count_supported",
+    yes_no,
+    "N",
+    "Accept digest answers re-using a nonce with a higher nc (Y/N)",
+)
+NON_REGISTER_AUTHENTICATION = Setting(
+    "non-register-authentication",
+    "non_register_authentication",
+    _non_register_authentication,
+    "",
+    "When to challenge initial non-REGISTERs: if_proxy_authorization_present, "
+    "initial_req_from_reg_digest_endpoint (comma-separated)",
+)
+DIGEST_ALGORITHMS = Setting(
+    "digest-algorithms",
+    "digest_algorithms",
+    _digest_algorithms,
+    "MD5",
+    "Digest challenges offered, in order: MD5 or MD5,SHA-256 (RFC 8760)",
+)
+REG_MIN_EXPIRES = Setting(
+    "reg-min-expires",
+    "reg_min_expires",
+    int_range(0, 2**31 - 1),
+    "0",
+    "Shortest registration, seconds; shorter gets 423; 0: any",
+)
 PLUGIN_PATH = Repeated("plugin-path", directory, "Directory to load sproutlet plugins from")
 PLUGIN_OPTION = Repeated(
     "plugin-option", _plugin_option, "PLUGIN,NAME,VALUE: an option for a plugin", short="N"
@@ -293,6 +418,16 @@ class SproutOptions(ConfigOptions):
         RECORD_ROUTING_MODEL,
         REG_MAX_EXPIRES,
         SUB_MAX_EXPIRES,
+        REG_MIN_EXPIRES,
+        HS_HOSTNAME,
+        HOMESTEAD_TIMEOUT,
+        REGISTRATION_STORE,
+        IMPI_STORE,
+        SUBSCRIBER_STORE,
+        AUTHENTICATION,
+        NONCE_COUNT_SUPPORTED,
+        NON_REGISTER_AUTHENTICATION,
+        DIGEST_ALGORITHMS,
         PLUGIN_PATH,
         PLUGIN_OPTION,
         *(row for rows in _SPROUTLET_ROWS for row in (rows.port, rows.prefix, rows.uri)),
@@ -312,6 +447,7 @@ class SproutOptions(ConfigOptions):
         sproutlets = tuple(self._sproutlet(rows, hostname) for rows in _SPROUTLET_ROWS)
         sip_port = self.required_value(SIP_PORT)
         self._check_unique(sproutlets, sip_port)
+        registration_store = self.required_value(REGISTRATION_STORE)
         self._config = SproutConfig(
             home_domain=home_domain,
             additional_home_domains=self.required_value(ADDITIONAL_HOME_DOMAINS),
@@ -333,6 +469,16 @@ class SproutOptions(ConfigOptions):
             plugin_paths=self.repeated_values(PLUGIN_PATH),
             plugin_options=self.repeated_values(PLUGIN_OPTION),
             sproutlets=sproutlets,
+            hs_hostname=self.setting_value(HS_HOSTNAME),
+            homestead_timeout=self.required_value(HOMESTEAD_TIMEOUT) / 1000,
+            registration_store=registration_store,
+            impi_store=self.setting_value(IMPI_STORE) or registration_store,
+            subscriber_store=self.value_or_derived(SUBSCRIBER_STORE, default_store()),
+            authentication=self.required_value(AUTHENTICATION),
+            nonce_count_supported=self.required_value(NONCE_COUNT_SUPPORTED),
+            non_register_authentication=self.required_value(NON_REGISTER_AUTHENTICATION),
+            digest_algorithms=self.required_value(DIGEST_ALGORITHMS),
+            reg_min_expires=self.required_value(REG_MIN_EXPIRES),
         )
 
     def _sproutlet(self, rows: _SproutletRows, hostname: str) -> SproutletSettings:

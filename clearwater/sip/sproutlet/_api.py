@@ -38,7 +38,10 @@ class Sproutlet:
     none); ``uri`` routes to it (default ``sip:<service_name>.<sprout hostname>;transport=tcp``,
     filled in by the proxy when empty); ``aliases`` are other names it answers to;
     ``network_function`` (default: the service name) groups chained sproutlets, a change of it
-    being a network-function boundary.
+    being a network-function boundary. ``next_service`` names the local sproutlet that gets
+    the requests this one declines (Clearwater's ``next_hop`` out-parameter of ``get_tsx``,
+    which chains the S-CSCF's stages): handed over in process, not a hop; empty, a declined
+    request is routed on as if this sproutlet were not there.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class Sproutlet:
         service_host: str = "",
         aliases: Sequence[str] = (),
         network_function: Optional[str] = None,
+        next_service: str = "",
     ) -> None:
         if not service_name:
             raise ValueError("a sproutlet needs a service name")
@@ -61,12 +65,14 @@ class Sproutlet:
         self.service_host = service_host
         self.aliases = tuple(aliases)
         self.network_function = network_function or service_name
+        self.next_service = next_service
 
     def get_tsx(
         self, helper: SproutletTsxHelper, alias: str, request: Request
     ) -> Optional[SproutletTsx]:
         """A new :class:`SproutletTsx` for ``request`` (usually ``MyTsx(helper)``), or None to
-        decline (the proxy then routes the request on as if this sproutlet were not there).
+        decline (the proxy then gives the request to ``next_service``, or with none routes it
+        on as if this sproutlet were not there).
 
         ``alias`` is the name the request matched (the service name or one of the aliases).
         """

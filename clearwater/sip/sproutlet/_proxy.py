@@ -306,15 +306,33 @@ class SproutletProxy:
                 # Spec §2.4 rule 4: with no Route, the sproutlet of the port it arrived on.
                 owner = self.table.by_port.get(arrival_port)
                 match = None if owner is None else Match(owner, owner.service_name)
-            if match is not None:
+            declined: list[Sproutlet] = []
+            while match is not None and match.sproutlet not in declined:
                 if depth > self.max_sproutlet_depth:
                     raise _TooManyHopsError()
                 wrapper = _Wrapper(self, upstream, request, received, depth, top, match)
                 if wrapper.taken:
                     return wrapper
+                declined.append(match.sproutlet)
+                match = self._next_service(match)
             if top is None:
                 return None  # the Request-URI: no sproutlet (or one that declined)
             # A Route of ours that no sproutlet takes: on to the next one.
+
+    def _next_service(self, declined: Match) -> Optional[Match]:
+        """The sproutlet a declined request is handed to (``Sproutlet.next_service``)."""
+        name = declined.sproutlet.next_service
+        if not name:
+            return None
+        sproutlet = self.table.by_name.get(name.lower())
+        if sproutlet is None:
+            _log.warn(
+                "sproutlet {name}: next service {next} is not loaded",
+                name=declined.sproutlet.service_name,
+                next=name,
+            )
+            return None
+        return Match(sproutlet, name)
 
     def _match(
         self, uri: Uri, arrival_port: Optional[int], function: Optional[str] = None
@@ -526,6 +544,23 @@ class SproutletProxy:
             except Exception:
                 d = fail()
         d.addErrback(_log_failure, request.method + " not forwarded")
+
+    def originate(self, request: Request) -> Deferred[Response]:
+        """Send a request this node originates outside any proxied transaction (the S-CSCF's
+        NOTIFYs, third-party REGISTERs): by its top Route, else its Request-URI (RFC 3263),
+        over a client transaction with a Via of ours. Fires with the final response; fails
+        with RequestTimedOut, TransportError or ResolutionError. Local sproutlets are not
+        consulted: the request goes on the network."""
+        hop = next_hop(request)
+        add_via(request, "UDP", "0.0.0.0", None, "z9hG4bK" + secrets.token_hex(12))
+
+        def send(targets: list[Target]) -> Deferred[Response]:
+            return self.stack.transactions.send_request(request, targets[0]).result
+
+        targets = self.stack.resolver.resolve_literal(hop)
+        if targets is None:
+            return self.stack.resolver.resolve(hop).addCallback(send)
+        return send(targets)
 
     def start_timer_c(self, wrapper: _Wrapper, fork: _Fork, at: float) -> None:
         fork.stop_timer()

@@ -196,7 +196,7 @@ class DigestTests(_Case):
         assert vector.to_json() == {"digest": {"ha1": ALICE_HA1, "realm": DOMAIN, "qop": "auth"}}
 
     def test_explicit_digest_scheme(self) -> None:
-        vector = self.successResultOf(self.homestead.get_av(ALICE, AvScheme.DIGEST))
+        vector = self.successResultOf(self.homestead.get_av(ALICE, scheme=AvScheme.DIGEST))
         assert vector == DigestAv(ALICE_HA1, DOMAIN)
 
     def test_digest_path_gives_the_ha1(self) -> None:
@@ -208,14 +208,15 @@ class DigestTests(_Case):
         expected = hashlib.md5(b"carol@example.com:example.com:pw").hexdigest()
         assert self.successResultOf(self.homestead.get_digest(CAROL)) == expected
         vector = self.successResultOf(self.homestead.get_av(CAROL))
-        assert vector == DigestAv(expected, DOMAIN)
+        sha256 = hashlib.sha256(b"carol@example.com:example.com:pw").hexdigest()
+        assert vector == DigestAv(expected, DOMAIN, ha1_sha256=sha256)  # RFC 8760 too
 
     def test_aka_only_impi_has_no_digest(self) -> None:
         assert self.error(self.homestead.get_digest(BOB)).status == 404
-        assert self.error(self.homestead.get_av(BOB, AvScheme.DIGEST)).status == 404
+        assert self.error(self.homestead.get_av(BOB, scheme=AvScheme.DIGEST)).status == 404
 
     def test_digest_only_impi_has_no_aka(self) -> None:
-        error = self.error(self.homestead.get_av(ALICE, AvScheme.AKA))
+        error = self.error(self.homestead.get_av(ALICE, scheme=AvScheme.AKA))
         assert (error.status, error.message) == (
             404,
             "No AKA credentials for " + "private identity " + ALICE,
@@ -260,11 +261,11 @@ class AkaTests(_Case):
         assert vector.to_json()["aka"]["version"] == 1
 
     def test_each_vector_takes_the_next_sqn(self) -> None:
-        self.check(self.successResultOf(self.homestead.get_av(BOB, AvScheme.AKA)), 1, 32)
-        self.check(self.successResultOf(self.homestead.get_av(BOB, AvScheme.AKA2)), 2, 64)
+        self.check(self.successResultOf(self.homestead.get_av(BOB, scheme=AvScheme.AKA)), 1, 32)
+        self.check(self.successResultOf(self.homestead.get_av(BOB, scheme=AvScheme.AKA2)), 2, 64)
 
     def test_resync_continues_from_the_handsets_sqn(self) -> None:
-        vector = self.successResultOf(self.homestead.get_av(BOB, AvScheme.AKA))
+        vector = self.successResultOf(self.homestead.get_av(BOB, scheme=AvScheme.AKA))
         rand, _ = self.check(vector, 1, 32)
         sqn_ms = 5000 * 32
         auts = make_auts(K, OPC, rand, sqn_ms)
@@ -273,14 +274,14 @@ class AkaTests(_Case):
         self.check(vector, 1, next_sqn(sqn_ms))
 
     def test_malformed_resync_auth_is_400(self) -> None:
-        error = self.error(self.homestead.get_av(BOB, AvScheme.AKA, resync_auth="!!"))
+        error = self.error(self.homestead.get_av(BOB, scheme=AvScheme.AKA, resync_auth="!!"))
         assert error.status == 400 and error.message.startswith("Bad resync-auth")
         assert self.sqn(BOB) == 0
 
     def test_resync_auth_that_does_not_verify_is_403(self) -> None:
         auts = make_auts(bytes(16), OPC, bytes(16), 7 * 32)  # another key
         resync = base64.b64encode(bytes(16) + auts).decode()
-        error = self.error(self.homestead.get_av(BOB, AvScheme.AKA, resync_auth=resync))
+        error = self.error(self.homestead.get_av(BOB, scheme=AvScheme.AKA, resync_auth=resync))
         assert error.status == 403
         assert self.sqn(BOB) == 0
 
@@ -297,13 +298,13 @@ class AkaTests(_Case):
             return real(impi, expected, sqn)
 
         store.advance_sqn = racing  # type: ignore[method-assign]
-        vector = self.successResultOf(self.homestead.get_av(BOB, AvScheme.AKA))
+        vector = self.successResultOf(self.homestead.get_av(BOB, scheme=AvScheme.AKA))
         assert calls == [(0, 32), (320, 352)]
         self.check(vector, 1, 352)
 
     def test_endless_contention_is_503(self) -> None:
         self.store.advance_sqn = lambda *args: succeed(False)  # type: ignore[method-assign]
-        assert self.error(self.homestead.get_av(BOB, AvScheme.AKA)).status == 503
+        assert self.error(self.homestead.get_av(BOB, scheme=AvScheme.AKA)).status == 503
 
 
 class AssignmentTests(_Case):
@@ -601,6 +602,8 @@ class XmlTests(SynchronousTestCase):
         with pytest.raises(ParseError):
             parse_xml('<!doctype a SYSTEM "file:///etc/passwd"><a/>', "test")
         assert parse_xml("<a>&amp;&#65;</a>", "test").text == "&A"
+        with pytest.raises(ParseError, match="unknown encoding"):
+            parse_xml(b'<?xml version="1.0" encoding="base64"?><a/>', "test")
 
     def test_av_json_round_trips(self) -> None:
         aka = AkaAv("Y2hhbGxlbmdl", "00", "11", "22", 2)
@@ -629,3 +632,29 @@ class WildcardTests(SynchronousTestCase):
         assert not wildcard_matches("sip:![!@x", "sip:a@x")  # bad regex
         assert not wildcard_matches("sip:!.*!@longer.example.com", "sip:@x")
         assert not wildcard_matches("", "sip:a@x")
+
+
+class DigestSha256Tests(_Case):
+    """The SHA-256 HA1 (RFC 8760) a digest vector carries when the password is known."""
+
+    def test_plaintext_password_gives_a_sha256_ha1_too(self) -> None:
+        vector = self.successResultOf(self.homestead.get_av(CAROL, scheme=AvScheme.DIGEST))
+        assert isinstance(vector, DigestAv)
+        assert vector.ha1 == hashlib.md5(b"carol@example.com:example.com:pw").hexdigest()
+        assert vector.ha1_sha256 == hashlib.sha256(b"carol@example.com:example.com:pw").hexdigest()
+        assert vector.to_json()["digest"]["ha1_sha256"] == vector.ha1_sha256
+
+    def test_ha1_only_gives_no_sha256_ha1(self) -> None:
+        vector = self.successResultOf(self.homestead.get_av(ALICE))
+        assert isinstance(vector, DigestAv) and vector.ha1_sha256 == ""
+        assert "ha1_sha256" not in vector.to_json()["digest"]
+
+    def test_sha256_ha1_json_round_trip(self) -> None:
+        vector = DigestAv("a" * 32, DOMAIN, "auth", "b" * 64)
+        assert vector.to_json() == {
+            "digest": {"ha1": "a" * 32, "realm": DOMAIN, "qop": "auth", "ha1_sha256": "b" * 64}
+        }
+        assert DigestAv.from_json(vector.to_json()["digest"]) == vector
+        assert DigestAv.from_json({"ha1": "h", "realm": "r", "qop": "auth"}).ha1_sha256 == ""
+        with pytest.raises(ParseError):
+            DigestAv.from_json({"ha1": "h", "realm": "r", "ha1_sha256": 7})

@@ -8,6 +8,8 @@ import attrs
 import pytest
 from twisted.python import usage
 
+from clearwater.scscf.config import NonRegisterAuthentication
+from clearwater.services.homestead.tap import default_store
 from clearwater.services.sprout.tap import (
     BUILTIN_SPROUTLETS,
     RecordRoutingModel,
@@ -16,6 +18,7 @@ from clearwater.services.sprout.tap import (
     SproutOptions,
 )
 from clearwater.sip import parse_sip_uri
+from clearwater.stores.urls import StoreUrl, parse_store_url
 
 
 def parse(*argv: str) -> SproutConfig:
@@ -63,7 +66,63 @@ def test_defaults() -> None:
         "sub_max_expires": 461,
         "plugin_paths": (),
         "plugin_options": (),
+        "hs_hostname": None,
+        "homestead_timeout": 1.2,
+        "registration_store": StoreUrl("memory"),
+        "impi_store": StoreUrl("memory"),
+        "subscriber_store": parse_store_url(default_store()),
+        "authentication": True,
+        "nonce_count_supported": False,
+        "non_register_authentication": frozenset(),
+        "digest_algorithms": ("MD5",),
+        "reg_min_expires": 0,
     }
+
+
+def test_scscf_options() -> None:
+    config = parse(
+        "--home-domain=example.com",
+        "--hs-hostname=hs.example.com",
+        "--homestead-timeout=500",
+        "--registration-store=redis://127.0.0.1:6379/2",
+        "--subscriber-store=memory:",
+        "--authentication=N",
+        "--non-register-authentication=if_proxy_authorization_present",
+        "--digest-algorithms=MD5,SHA-256",
+        "--reg-min-expires=60",
+    )
+    assert config.hs_hostname == ("hs.example.com", 8888)
+    assert config.homestead_timeout == 0.5
+    assert (
+        config.registration_store
+        == config.impi_store
+        == StoreUrl("redis", host="127.0.0.1", port=6379, db=2)
+    )
+    assert config.subscriber_store == StoreUrl("memory")
+    assert not config.authentication
+    assert config.non_register_authentication == {
+        NonRegisterAuthentication.IF_PROXY_AUTHORIZATION_PRESENT
+    }
+    assert config.digest_algorithms == ("MD5", "SHA-256")
+    assert config.reg_min_expires == 60
+    assert parse("--home-domain=a.com", "--hs-hostname=10.0.0.1:9999").hs_hostname == (
+        "10.0.0.1",
+        9999,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ("--digest-algorithms=SHA-256", "MD5 must come first"),
+        ("--digest-algorithms=MD5,SHA-512", "unsupported digest algorithm SHA-512"),
+        ("--registration-store=sqlite:/tmp/x", "--registration-store"),
+        ("--non-register-authentication=always", "expected a comma-separated list"),
+        ("--hs-hostname=bad host", "--hs-hostname"),
+    ],
+)
+def test_scscf_option_errors(argv: str, message: str) -> None:
+    assert message in parse_error("--home-domain=example.com", argv)
 
 
 def test_every_builtin_sproutlet_has_spec_port_prefix_and_uri() -> None:
@@ -141,7 +200,8 @@ def test_values_from_a_shared_config_file(tmp_path: Path) -> None:
     assert config.remote_aliases == ("sprout.site2.example.com",)
     assert config.always_serve_remote_aliases is False
     assert config.http_address == "127.0.0.1"
-    assert options.ignored_keys == ("hs_hostname", "xdms_hostname")
+    assert options.ignored_keys == ("xdms_hostname",)
+    assert config.hs_hostname == ("hs.example.com", 8888)
     rows = [(s.name, s.port, s.prefix, str(s.uri)) for s in config.sproutlets[:4]]
     assert rows == [
         ("scscf", 5064, "scscf", "sip:scscf.sprout.site1.example.com;transport=tcp"),

@@ -30,9 +30,13 @@ GREETER_DIR = ROOT / "examples" / "sproutlets"
 ALICE, BOB = "10.0.0.1", "10.0.0.2"
 
 
-def config(*args: str) -> tap.SproutConfig:
+def config(*args: str, scscf: bool = False) -> tap.SproutConfig:
+    """Sprout's configuration; without the built-in S-CSCF unless ``scscf`` (these tests
+    host their own sproutlets, on its port too)."""
     options = tap.SproutOptions()
-    options.parseOptions(["--home-domain", "example.com", "--local-ip", "10.0.0.3", *args])
+    base = ["--home-domain", "example.com", "--local-ip", "10.0.0.3"]
+    base += ["--subscriber-store", "memory:"] if scscf else ["--scscf", "0"]
+    options.parseOptions([*base, *args])
     return options.config()
 
 
@@ -124,6 +128,23 @@ def test_make_service_loads_the_plugins_from_plugin_path() -> None:
     assert [s.service_name for s in proxy.sproutlets] == ["greeter"]
 
 
+def test_the_scscf_is_built_in_with_its_stores_closed_last() -> None:
+    top = build(config("--http-port", "0", scscf=True), _reactor(), [])
+    assert [s.name for s in top] == ["stores", "sip"]  # stopped in reverse: SIP first
+    proxy = cast(SipService, top.getServiceNamed("sip")).proxy
+    names = [(s.service_name, s.port, s.next_service) for s in proxy.sproutlets]
+    assert names == [
+        ("scscf", 5054, "registrar"),
+        ("registrar", 0, "subscription"),
+        ("subscription", 0, "scscf-proxy"),
+        ("scscf-proxy", 0, ""),
+    ]
+    assert cast(SipService, top.getServiceNamed("sip")).listen == (
+        "udp:10.0.0.3:5054",
+        "tcp:10.0.0.3:5054",
+    )
+
+
 def test_timer_c_option_reaches_the_proxy() -> None:
     top = build(config("--sip-port", "5060", "--timer-c", "7"), _reactor(), [])
     assert cast(SipService, top.getServiceNamed("sip")).proxy.timer_c == 7.0
@@ -168,7 +189,7 @@ def test_graceful_stop_gives_up_after_the_quiesce_timeout() -> None:
 
 def test_tap_make_service_uses_the_frozen_config() -> None:
     options = tap.Options()
-    options.parseOptions(["--home-domain", "example.com", "--sip-port", "5060"])
+    options.parseOptions(["--home-domain", "example.com", "--sip-port", "5060", "--scscf", "0"])
     top = tap.makeService(options)
     assert isinstance(top, MultiService)
     assert cast(SipService, top.getServiceNamed("sip")).listen == (

@@ -82,8 +82,15 @@ class Service(Sproutlet):
         port: int = 0,
         aliases: Sequence[str] = (),
         network_function: Optional[str] = None,
+        next_service: str = "",
     ) -> None:
-        super().__init__(name, port, aliases=aliases, network_function=network_function)
+        super().__init__(
+            name,
+            port,
+            aliases=aliases,
+            network_function=network_function,
+            next_service=next_service,
+        )
         self.make = make
         self.invocations: list[tuple[str, Request]] = []  # (alias, request)
         self.tsxs: list[SproutletTsx] = []
@@ -492,6 +499,33 @@ class MatchingTests(ProxyTestCase):
         [message] = net.requests(PROXY, BOB, "MESSAGE")
         assert str(message.uri) == BOB_URI and message.headers.get("Route") is None
         assert message.max_forwards == 69
+        self.assert_idle(net)
+
+    def test_a_declined_request_goes_to_the_next_service_in_process(self) -> None:
+        """Clearwater's chained stages (the S-CSCF's authentication -> registrar -> ...): a
+        stage that declines hands the request to its next service, at the same depth, with no
+        Route added and nothing on the wire."""
+        first = Service("first", lambda helper: None, port=5054, next_service="second")
+        second = Service("second", lambda helper: None, next_service="third")
+        third = Service("third", answering(200, "Third"))
+        net = Net(first, second, third, bob=answer(200))
+        response = self.final(net.request("MESSAGE", BOB_URI, routes=[route_to("first")]))
+        assert (response.status, response.reason) == (200, "Third")
+        assert [len(s.invocations) for s in (first, second, third)] == [1, 1, 1]
+        [(alias, request)] = third.invocations
+        assert alias == "third" and request.max_forwards == 70
+        assert request.headers.get("Route") is None
+        assert net.sent(PROXY, to=BOB) == []
+        self.assert_idle(net)
+
+    def test_next_services_that_all_decline_in_a_cycle_route_the_request_on(self) -> None:
+        a = Service("a", lambda helper: None, next_service="b")
+        b = Service("b", lambda helper: None, next_service="a")
+        net = Net(a, b, bob=answer(200))
+        response = self.final(net.request("MESSAGE", BOB_URI, routes=[route_to("a")]))
+        assert response.status == 200
+        assert [len(s.invocations) for s in (a, b)] == [1, 1]
+        assert net.sent(PROXY, to=BOB) == ["MESSAGE"]
         self.assert_idle(net)
 
     def test_get_tsx_raising_is_a_500_not_a_bypass(self) -> None:

@@ -1,0 +1,440 @@
+"""The registrar's binding rules: a REGISTER applied to an AoR record (pure, no I/O).
+
+Implements RFC 3261 §10.2-§10.3 (REGISTER processing at a registrar), with RFC 5626
+(``+sip.instance`` / ``reg-id`` binding ids, ``Require: outbound``), RFC 5627 (``pub-gruu`` in
+the 200 OK) and RFC 3327 (Path stored per binding), as Clearwater's registrar does them (spec
+§3.3 steps 1, 4-6 and the §3.4 binding record; sprout ``registrarsproutlet.cpp``).
+
+Where Clearwater and RFC 3261 differ, this module says which it follows:
+
+* Call-ID / CSeq ordering (RFC 3261 §10.3 step 7): a contact whose stored binding has the same
+  Call-ID and a CSeq not lower than the request's fails the whole request with 500, as
+  RFC 3261 says ("the update MUST be aborted and the request fails", and a failed update MUST
+  be answered 500). Clearwater skips such a contact silently and answers 200.
+* ``min_expires`` (RFC 3261 §10.3 step 7, 423): off by default, as in Clearwater (which never
+  sends 423); a caller may turn it on.
+
+Everything else follows Clearwater: the binding id, expiry and its clamp to
+``reg_max_expires``, the stored fields, emergency (``sos``) bindings that a normal REGISTER can
+neither shorten nor remove, non-SIP contacts ignored, and the Contact values of the 200 OK.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Optional
+
+import attrs
+
+from clearwater.errors import ClearwaterError, ParseError
+from clearwater.scscf.reginfo import ContactEvent
+from clearwater.sip import ContactValue, NameAddr, Request, SipUri, Star, TelUri, parse_uri
+from clearwater.sip import headers as h
+from clearwater.stores.records import AoR, Binding
+
+__all__ = [
+    "BindingChange",
+    "RegisterError",
+    "RegisterKind",
+    "RegisterOutcome",
+    "apply_register",
+    "binding_id_of",
+    "contact_headers",
+    "drop_expired",
+    "remove_bindings",
+    "requires_outbound",
+]
+
+#: Contact parameters not stored in a binding: ``expires`` and ``q`` have fields of their own
+#: (pjsip keeps them out of the parameter list), the GRUUs are the registrar's to assign
+#: (RFC 5627 §5.1; Clearwater drops ``pub-gruu``).
+_NOT_STORED = frozenset(("expires", "q", "pub-gruu", "temp-gruu"))
+
+
+class RegisterKind(enum.Enum):
+    """What a REGISTER did to the AoR (spec §3.3 step 5)."""
+
+    INITIAL = "initial"
+    REREGISTER = "reregister"
+    DEREGISTER = "deregister"
+    FETCH = "fetch"
+
+
+class RegisterError(ClearwaterError):
+    """A REGISTER the registrar refuses: answer it with ``status`` / ``reason`` and ``headers``
+    (e.g. ``("Min-Expires", "60")`` on a 423)."""
+
+    def __init__(self, status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(str(status) + " " + reason)
+        self.status = status
+        self.reason = reason
+        self.headers: tuple[tuple[str, str], ...] = tuple(headers)
+
+
+@attrs.frozen
+class BindingChange:
+    """One binding a REGISTER (or expiry, or a de-registration) changed.
+
+    ``event`` is CREATED, REFRESHED, SHORTENED, UNREGISTERED (the UE removed it), EXPIRED (by
+    time) or, from :func:`remove_bindings`, the event the caller chose. ``binding`` is the
+    binding after the change; for a removal, the binding as it was.
+    """
+
+    binding_id: str
+    event: ContactEvent
+    binding: Binding
+
+
+@attrs.frozen
+class RegisterOutcome:
+    """The result of :func:`apply_register`: the AoR record to store, what changed, and the
+    kind of registration."""
+
+    aor: AoR
+    changes: tuple[BindingChange, ...]
+    kind: RegisterKind
+
+
+# --------------------------------------------------------------------------- binding ids
+
+
+def _is_emergency(uri: SipUri) -> bool:
+    """An emergency registration's contact carries the ``sos`` URI parameter (TS 24.229
+    §5.1.6.2; sprout ``PJUtils::is_emergency_registration``)."""
+    return uri.has_param("sos")
+
+
+def binding_id_of(contact: NameAddr) -> str:
+    """The binding id of a Contact (spec §3.3 step 4).
+
+    ``+sip.instance`` without its quotes (angle brackets kept), then ``:<reg-id>`` if the
+    contact has a reg-id, prefixed ``sos`` for an emergency contact; a contact without an
+    instance id is identified by its URI text.
+    """
+    instance = contact.param("+sip.instance")
+    if instance:
+        binding_id = instance
+        reg_id = contact.param("reg-id")
+        if reg_id is not None:
+            binding_id = binding_id + ":" + reg_id
+        if isinstance(contact.uri, SipUri) and _is_emergency(contact.uri):
+            binding_id = "sos" + binding_id
+        return binding_id
+    return str(contact.uri)
+
+
+# --------------------------------------------------------------------------- applying REGISTER
+
+
+@attrs.frozen
+class _Contact:
+    """A Contact of the REGISTER, checked: its binding id, expiry (s) and stored form."""
+
+    binding_id: str
+    expiry: int
+    emergency: bool
+    uri: str
+    priority: int
+    params: tuple[tuple[str, str], ...]
+
+
+def _stored_params(contact: NameAddr) -> tuple[tuple[str, str], ...]:
+    """Contact parameters as Clearwater stores them: values as written (quotes kept), ``""``
+    for a flag; a repeated name keeps its first place and its last value."""
+    out: dict[str, str] = {}
+    for name, value in contact.params:
+        if name.lower() not in _NOT_STORED:
+            out[name] = "" if value is None else value
+    return tuple(out.items())
+
+
+def _priority(contact: NameAddr) -> int:
+    """``q`` x 1000 (pjsip ``q1000``); 0 when the contact has no q."""
+    try:
+        q = contact.q
+    except ParseError:
+        raise RegisterError(400, "Bad Contact q") from None
+    return 0 if q is None else round(q * 1000)
+
+
+def _expiry(
+    contact: NameAddr, header: Optional[int], reg_max_expires: int, min_expires: int
+) -> int:
+    """The contact's expiry (RFC 3261 §10.3 step 7; spec §3.3 step 4)."""
+    try:
+        requested = contact.expires
+    except ParseError:
+        raise RegisterError(400, "Bad Contact expires") from None
+    if requested is None:
+        requested = header if header is not None else reg_max_expires
+    if min_expires > 0 and 0 < requested < min_expires:
+        raise RegisterError(423, "Interval Too Brief", (("Min-Expires", str(min_expires)),))
+    return min(requested, reg_max_expires)
+
+
+def _path_headers(request: Request) -> tuple[str, ...]:
+    """Every Path value, in order, as received (RFC 3327 §5.3)."""
+    try:
+        request.headers.parsed(h.PATH)
+    except ParseError:
+        raise RegisterError(400, "Bad Path") from None
+    return tuple(request.headers.get_all("Path"))
+
+
+def _contacts(
+    request: Request, reg_max_expires: int, min_expires: int
+) -> tuple[list[ContactValue], list[_Contact]]:
+    """The request's Contact values, and the SIP ones checked (spec §3.3 steps 1 and 4)."""
+    try:
+        values = request.headers.parsed(h.CONTACT)
+    except ParseError as e:
+        raise RegisterError(400, e.reason) from None
+    try:
+        header = request.headers.first(h.EXPIRES)
+    except ParseError:
+        raise RegisterError(400, "Bad Expires") from None
+    if any(isinstance(v, Star) for v in values):
+        # RFC 3261 §10.3 step 6: "*" alone, and only to remove every binding.
+        if len(values) != 1:
+            raise RegisterError(400, "Contact * must be the only Contact")
+        if header != 0:
+            raise RegisterError(400, "Contact * needs Expires: 0")
+        return list(values), []
+    checked: list[_Contact] = []
+    for value in values:
+        assert isinstance(value, NameAddr)
+        expiry = _expiry(value, header, reg_max_expires, min_expires)
+        priority = _priority(value)
+        if not isinstance(value.uri, SipUri):
+            continue  # Clearwater binds sip: and sips: contacts only
+        checked.append(
+            _Contact(
+                binding_id=binding_id_of(value),
+                expiry=expiry,
+                emergency=_is_emergency(value.uri),
+                uri=str(value.uri),
+                priority=priority,
+                params=_stored_params(value),
+            )
+        )
+    return list(values), checked
+
+
+def apply_register(
+    aor: Optional[AoR],
+    request: Request,
+    *,
+    now: int,
+    reg_max_expires: int,
+    private_id: str,
+    min_expires: int = 0,
+) -> RegisterOutcome:
+    """Apply a REGISTER to the AoR's record (RFC 3261 §10.3 steps 5-7; spec §3.3, §3.4).
+
+    ``aor`` is the stored record (None when there is none); ``now`` is epoch seconds;
+    ``private_id`` is stored in every binding the request writes. Bindings that expired by
+    ``now`` are dropped first (EXPIRED changes). Raises :class:`RegisterError` for a request
+    the registrar refuses; the stored record must then be left as it was.
+    """
+    to_uri = request.to.uri
+    if not isinstance(to_uri, (SipUri, TelUri)):
+        raise RegisterError(404, "Not Found")
+    values, contacts = _contacts(request, reg_max_expires, min_expires)
+    if (
+        contacts
+        and len(contacts) == len(values)
+        and all(c.emergency and c.expiry == 0 for c in contacts)
+    ):
+        # Spec §3.3 step 1: a REGISTER that only de-registers emergency bindings.
+        raise RegisterError(501, "Not Implemented")
+    path_headers = _path_headers(request)
+    call_id = request.call_id
+    cseq = request.cseq.seq
+
+    current, changes_list = drop_expired(AoR() if aor is None else aor, now)
+    changes = list(changes_list)
+    before = dict(current.bindings)
+    bindings = dict(before)
+    if values and isinstance(values[0], Star):
+        for binding_id, binding in before.items():
+            if not binding.emergency_reg:
+                del bindings[binding_id]
+                changes.append(BindingChange(binding_id, ContactEvent.UNREGISTERED, binding))
+
+    seen: set[str] = set()
+    for contact in contacts:
+        if contact.binding_id in seen:
+            continue  # a repeated binding in one request: the first one counts (as Clearwater)
+        seen.add(contact.binding_id)
+        old = before.get(contact.binding_id)
+        if old is not None and old.cid == call_id and cseq <= old.cseq:
+            raise RegisterError(500, "Out of order REGISTER")  # RFC 3261 §10.3 step 7
+        protected = contact.emergency or (old is not None and old.emergency_reg)
+        expires = now + contact.expiry
+        if old is not None and protected and old.expires >= expires:
+            expires = old.expires  # emergency bindings are never shortened (spec §3.3 step 4)
+        if contact.expiry == 0 and expires <= now:
+            if old is not None:
+                del bindings[contact.binding_id]
+                changes.append(BindingChange(contact.binding_id, ContactEvent.UNREGISTERED, old))
+            continue
+        new = Binding(
+            uri=contact.uri,
+            cid=call_id,
+            cseq=cseq,
+            expires=expires,
+            priority=contact.priority,
+            params=contact.params,
+            path_headers=path_headers,
+            private_id=private_id,
+            emergency_reg=contact.emergency,
+            extra=() if old is None else old.extra,
+        )
+        bindings[contact.binding_id] = new
+        if old is None:
+            event = ContactEvent.CREATED
+        elif expires >= old.expires:
+            event = ContactEvent.REFRESHED
+        else:
+            event = ContactEvent.SHORTENED
+        changes.append(BindingChange(contact.binding_id, event, new))
+
+    if not values:
+        kind = RegisterKind.FETCH
+    elif not bindings:
+        kind = RegisterKind.DEREGISTER
+    elif not before:
+        kind = RegisterKind.INITIAL
+    else:
+        kind = RegisterKind.REREGISTER
+    new_aor = attrs.evolve(current, bindings=tuple(bindings.items()))
+    return RegisterOutcome(new_aor, tuple(changes), kind)
+
+
+def drop_expired(aor: AoR, now: int) -> tuple[AoR, tuple[BindingChange, ...]]:
+    """The AoR without the bindings that expired by ``now`` (``expires <= now``), and an
+    EXPIRED change for each (spec §3.5 timer pop). Subscriptions are left alone."""
+    kept = tuple((k, b) for k, b in aor.bindings if b.expires > now)
+    if len(kept) == len(aor.bindings):
+        return aor, ()
+    changes = tuple(
+        BindingChange(k, ContactEvent.EXPIRED, b) for k, b in aor.bindings if b.expires <= now
+    )
+    return attrs.evolve(aor, bindings=kept), changes
+
+
+def remove_bindings(
+    aor: AoR,
+    *,
+    private_id: Optional[str] = None,
+    event: ContactEvent = ContactEvent.DEACTIVATED,
+) -> tuple[AoR, tuple[BindingChange, ...]]:
+    """Network or administrative de-registration (spec §3.11): remove every binding, or only
+    those registered with ``private_id``, each reported with ``event``."""
+    kept: list[tuple[str, Binding]] = []
+    changes: list[BindingChange] = []
+    for binding_id, binding in aor.bindings:
+        if private_id is None or binding.private_id == private_id:
+            changes.append(BindingChange(binding_id, event, binding))
+        else:
+            kept.append((binding_id, binding))
+    return attrs.evolve(aor, bindings=tuple(kept)), tuple(changes)
+
+
+# --------------------------------------------------------------------------- the 200 OK
+
+
+def _format_q(priority: int) -> str:
+    """q from priority (q x 1000) without trailing zeros: 1000 -> ``1``, 500 -> ``0.5``,
+    50 -> ``0.05``."""
+    whole, frac = divmod(priority, 1000)
+    if frac == 0:
+        return str(whole)
+    return str(whole) + "." + f"{frac:03d}".rstrip("0")
+
+
+# RFC 3261 §25.1 paramchar: unreserved / param-unreserved; anything else is %-escaped.
+_PARAMCHAR = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()[]/:&+$"
+)
+
+
+def _escape_param(text: str) -> str:
+    return "".join(c if c in _PARAMCHAR else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+
+def _instance_urn(raw: str) -> str:
+    """The instance id inside ``"<...>"`` (Clearwater strips the quotes, then the brackets)."""
+    if raw.startswith('"') and len(raw) >= 2:
+        raw = raw[1:-1]
+    if raw.startswith("<") and len(raw) >= 2:
+        raw = raw[1:-1]
+    return raw
+
+
+def _pub_gruu(aor_uri: str, binding: Binding) -> Optional[str]:
+    """The binding's public GRUU: the AoR with ``gr=<instance id>`` (RFC 5627 §3.1), for a
+    SIP AoR and a binding with an instance id; None otherwise."""
+    instance = next((v for k, v in binding.params if k.lower() == "+sip.instance"), None)
+    if instance is None or len(instance) < 2:
+        return None
+    try:
+        uri = parse_uri(aor_uri)
+    except ParseError:
+        return None
+    if not isinstance(uri, SipUri):
+        return None
+    gruu = uri.replace(params=(*uri.params, ("gr", _escape_param(_instance_urn(instance)))))
+    return str(gruu)
+
+
+def contact_headers(aor: AoR, *, aor_uri: str, now: int, gruu: bool) -> list[str]:
+    """The 200 OK's Contact values, one per live binding (spec §3.3 step 6).
+
+    ``<uri>;expires=<remaining>;q=<q>`` then the stored parameters, then
+    ``pub-gruu="<AoR>;gr=<instance id>"`` when ``gruu`` (the REGISTER had ``Supported: gruu``)
+    and the binding has an instance id. As in Clearwater (pjsip), q is left out when the
+    binding's priority is 0 (the contact had no q).
+    """
+    out: list[str] = []
+    for _, binding in aor.bindings:
+        if binding.expires <= now:
+            continue
+        value = "<" + binding.uri + ">;expires=" + str(binding.expires - now)
+        if binding.priority:
+            value += ";q=" + _format_q(binding.priority)
+        for name, param in binding.params:
+            if name.lower() in _NOT_STORED:
+                continue
+            value += ";" + name if param == "" else ";" + name + "=" + param
+        if gruu:
+            pub_gruu = _pub_gruu(aor_uri, binding)
+            if pub_gruu is not None:
+                value += ';pub-gruu="' + pub_gruu + '"'
+        out.append(value)
+    return out
+
+
+def requires_outbound(request: Request, aor: AoR) -> bool:
+    """Whether the 200 OK carries ``Require: outbound`` (RFC 5626 §6; spec §3.3 step 6): the
+    AoR has bindings, the first Path URI has ``ob``, some Contact has both ``+sip.instance``
+    and ``reg-id``, and the UE sent ``Supported: outbound``."""
+    if not aor.bindings:
+        return False
+    try:
+        supported = request.headers.parsed(h.SUPPORTED)
+        path = request.headers.first(h.PATH)
+        contacts = request.headers.parsed(h.CONTACT)
+    except ParseError:
+        return False
+    if not any(tag.lower() == "outbound" for tag in supported):
+        return False
+    if path is None or not isinstance(path.uri, SipUri) or not path.uri.has_param("ob"):
+        return False
+    return any(
+        isinstance(c, NameAddr)
+        and c.param("+sip.instance") is not None
+        and c.param("reg-id") is not None
+        for c in contacts
+    )

@@ -1,0 +1,208 @@
+# -*- test-case-name: tests.unit.scscf.test_registrar -*-
+"""The S-CSCF's last stage, ``scscf-proxy``: initial requests for and from subscribers
+(spec §3.8, §3.10; Clearwater's ``SCSCFSproutlet``), without iFCs, the I-CSCF or the BGCF yet.
+
+- **Originating** (the Route that brought the request here has ``orig``, as the
+  Service-Route the registrar hands out): the served user (P-Served-User, else
+  P-Asserted-Identity, else From) must be known to homestead (``reqtype call``; unknown
+  **404**, unavailable **504**) and not barred (**403**). A request for a home-domain SIP user
+  then goes to this S-CSCF's terminating side, in process (a Route to ``scscf`` without
+  ``orig``); anything else leaves by its Request-URI. (The end of the originating chain is
+  where the I-CSCF and BGCF will plug in: :meth:`ScscfProxyTsx.end_of_originating`.)
+- **Terminating** (no ``orig``): a request for a home-domain SIP or tel identity gets
+  ``P-Called-Party-ID``, and is forked to the registered bindings of the callee's set, picked
+  and ordered by RFC 3841 caller preferences and GRUU (at most :data:`MAX_FORKS`), each with
+  the binding's Path as its Route set. No binding: **480**. A **430 Flow Failed** removes that
+  binding (RFC 5626 §5.3). A request for another domain leaves by its Request-URI.
+- In-dialog requests follow their Route set (the default).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from typing_extensions import override
+
+from clearwater.homestead.hssless import HomesteadError, RegData, ReqType
+from clearwater.scscf.bindings import BindingChange
+from clearwater.scscf.callerprefs import target_bindings
+from clearwater.scscf.config import MAX_FORKS, ScscfConfig
+from clearwater.scscf.reginfo import ContactEvent
+from clearwater.scscf.registrar import homestead_failure_status
+from clearwater.scscf.subscribers import AorChange, SubscriberManager, aor_key
+from clearwater.sip import Request, Response, SipUri, TelUri, Uri, parse_uri
+from clearwater.sip.headers import P_ASSERTED_IDENTITY, P_SERVED_USER
+from clearwater.sip.sproutlet import Sproutlet, SproutletTsx, SproutletTsxHelper
+from clearwater.stores.interfaces import StoreError
+from clearwater.stores.records import AoR
+
+__all__ = ["ScscfProxySproutlet", "ScscfProxyTsx", "served_user"]
+
+_log = Logger()
+
+
+def served_user(request: Request) -> Uri:
+    """The originating served user (TS 24.229 §5.4.3.2): P-Served-User, else the first
+    P-Asserted-Identity, else From."""
+    for spec in (P_SERVED_USER, P_ASSERTED_IDENTITY):
+        try:
+            value = request.headers.first(spec)
+        except ValueError:
+            continue
+        if value is not None:
+            return value.uri
+    return request.from_.uri
+
+
+class ScscfProxySproutlet(Sproutlet):
+    """The ``scscf-proxy`` stage (see the module notes). ``terminating_service`` is the
+    sproutlet an originating request for a local user is sent to (the S-CSCF's first stage)."""
+
+    def __init__(
+        self,
+        config: ScscfConfig,
+        manager: SubscriberManager,
+        *,
+        service_name: str = "scscf-proxy",
+        network_function: str = "scscf",
+        terminating_service: str = "scscf",
+    ) -> None:
+        super().__init__(service_name, network_function=network_function)
+        self.config = config
+        self.manager = manager
+        self.terminating_service = terminating_service
+
+    @override
+    def get_tsx(
+        self, helper: SproutletTsxHelper, alias: str, request: Request
+    ) -> Optional[SproutletTsx]:
+        return ScscfProxyTsx(helper, self)
+
+    def is_local_user(self, uri: Uri) -> bool:
+        if isinstance(uri, TelUri):
+            return True
+        return isinstance(uri, SipUri) and bool(uri.user) and self.config.is_home_domain(uri.host)
+
+
+class ScscfProxyTsx(SproutletTsx):
+    """One initial request at ``scscf-proxy``."""
+
+    def __init__(self, helper: SproutletTsxHelper, sproutlet: ScscfProxySproutlet) -> None:
+        super().__init__(helper)
+        self.sproutlet = sproutlet
+        self.aor_id = ""
+        self.forks: dict[int, str] = {}  # fork id -> binding id
+
+    @override
+    async def on_rx_initial_request(self, request: Request) -> None:
+        route = self.route_hdr()
+        originating = (
+            route is not None
+            and isinstance(route.uri, SipUri)
+            and route.uri.param("orig") is not None
+        )
+        if originating:
+            await self._originating(request)
+        else:
+            await self._terminating(request)
+
+    async def _originating(self, request: Request) -> None:
+        served = served_user(request)
+        if not isinstance(served, (SipUri, TelUri)):
+            self.send_response(self.create_response(request, 404, "Bad served user"))
+            return
+        impu = aor_key(served)
+        reg_data = await self._assign(request, impu, not_found=404)
+        if reg_data is None:
+            return
+        identity = next((i for i in reg_data.public_identities if i.uri == impu), None)
+        if identity is not None and identity.barred:
+            self.send_response(self.create_response(request, 403, "Served user barred"))
+            return
+        self.end_of_originating(request)
+
+    def end_of_originating(self, request: Request) -> None:
+        """Route an originating request on once its (future) iFCs are done (spec §3.8): a
+        local user's request to this S-CSCF's terminating side, anything else by its
+        Request-URI."""
+        if self.sproutlet.is_local_user(request.uri):
+            base = self.get_reflexive_uri()
+            route = self.next_hop_uri(self.sproutlet.terminating_service, base)
+            request.headers.prepend("Route", "<" + str(route) + ">")
+        self.send_request(request)
+
+    async def _terminating(self, request: Request) -> None:
+        target = request.uri
+        if not self.sproutlet.is_local_user(target) or "Route" in request.headers:
+            self.send_request(request)  # not ours to terminate: on by Route / Request-URI
+            return
+        assert isinstance(target, (SipUri, TelUri))
+        impu = aor_key(target)
+        reg_data = await self._assign(request, impu, not_found=404)
+        if reg_data is None:
+            return
+        self.aor_id = reg_data.default_public_identity or impu
+        try:
+            aor, _ = await self.sproutlet.manager.registrations.get_aor(self.aor_id)
+        except StoreError as e:
+            _log.warn("call to {aor}: store failed: {error}", aor=self.aor_id, error=e)
+            self.send_response(self.create_response(request, 504, "Registration store unavailable"))
+            return
+        now = self.sproutlet.manager.now()
+        bindings = () if aor is None else aor.without_expired(now).bindings
+        targets = target_bindings(request, bindings, max_forks=MAX_FORKS)
+        if not targets:
+            self.send_response(self.create_response(request, 480))
+            return
+        request.headers.set("P-Called-Party-ID", "<" + impu + ">")
+        for binding_id, binding in targets:
+            fork = self.clone_request(request)
+            fork.uri = parse_uri(binding.uri)
+            fork.headers.remove("Route")
+            for path in binding.path_headers:
+                fork.headers.add("Route", path)
+            self.forks[self.send_request(fork)] = binding_id
+
+    async def _assign(self, request: Request, impu: str, not_found: int) -> Optional[RegData]:
+        try:
+            return await self.sproutlet.manager.assign(impu, ReqType.CALL)
+        except (HomesteadError, StoreError) as e:
+            _log.info("{method} for {impu}: homestead failed: {error}",
+                      method=request.method, impu=impu, error=e)  # fmt: skip
+            status, reason = homestead_failure_status(e, not_found=not_found)
+            self.send_response(self.create_response(request, status, reason))
+            return None
+
+    @override
+    def on_rx_response(self, response: Response, fork_id: int) -> None:
+        binding_id = self.forks.get(fork_id)
+        if response.status == 430 and binding_id is not None:
+            self._flow_failed(binding_id)
+        self.send_response(response)
+
+    def _flow_failed(self, binding_id: str) -> None:
+        """RFC 5626 §5.3: the edge proxy lost that flow; the binding is of no use."""
+        manager = self.sproutlet.manager
+        aor_id = self.aor_id
+
+        def change(aor: Optional[AoR], now: int) -> tuple[AoR, tuple[BindingChange, ...]]:
+            if aor is None:
+                return AoR(), ()
+            gone = tuple(
+                BindingChange(k, ContactEvent.DEACTIVATED, b)
+                for k, b in aor.bindings
+                if k == binding_id
+            )
+            kept = tuple((k, b) for k, b in aor.bindings if k != binding_id)
+            return attrs.evolve(aor, bindings=kept), gone
+
+        async def remove() -> None:
+            before, after, gone = await manager.update(aor_id, change)
+            if gone:
+                manager.notify(aor_id, AorChange(before, after, gone))
+
+        d = Deferred.fromCoroutine(remove())
+        d.addErrback(lambda f: _log.warn("binding {b} not removed: {e}", b=binding_id, e=f.value))

@@ -1,0 +1,436 @@
+# -*- test-case-name: tests.unit.scscf.test_registrar -*-
+"""The S-CSCF's subscriber manager: registration state in the store, its expiry timers, and
+the reg-event NOTIFYs that follow every change (spec §3.3-§3.5, §3.7, §3.11; Clearwater's
+``SubscriberManager`` and S4).
+
+Every change to an address-of-record is a read-modify-write of its record
+(:class:`~clearwater.stores.records.AoR`, keyed by the default IMPU of its implicit
+registration set) under the store's CAS, retried from the read when another writer won
+(:meth:`SubscriberManager.update`). After each write:
+
+- one expiry timer per AoR (``ITimerService`` kind :data:`REG_TIMER_KIND`, id
+  ``reg:<aor>``) is set for the earliest binding or subscription expiry, or deleted when the
+  record is empty; when it pops, expired bindings and subscriptions are dropped, their
+  watchers told, and homestead told ``dereg-timeout`` if no binding is left (§3.5);
+- every reg-event subscription of the AoR gets a NOTIFY with the full state
+  (``application/reginfo+xml``, RFC 3680 §5; version = the record's ``notify_cseq``), and
+  a subscription that ended gets its last one with ``Subscription-State: terminated``.
+
+NOTIFYs are sent with the proxy's :meth:`~clearwater.sip.sproutlet.SproutletProxy.originate`
+(any ``Sender``) and not waited for: a watcher that does not answer loses nothing but its
+NOTIFY (RFC 6665 §4.2.2: a 481 or a timeout ends the subscription, and it is removed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable, Optional, TypeVar
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from clearwater.homestead.hssless import HomesteadError, RegData, ReqType
+from clearwater.scscf.bindings import BindingChange, remove_bindings
+from clearwater.scscf.config import ScscfConfig
+from clearwater.scscf.hss import Homestead
+from clearwater.scscf.reginfo import (
+    REGINFO_CONTENT_TYPE,
+    ContactEvent,
+    ContactInfo,
+    Reginfo,
+    RegistrationInfo,
+    build_reginfo,
+)
+from clearwater.sip import Request, Response, SipUri, TelUri, Uri
+from clearwater.sip._message import Headers
+from clearwater.stores.interfaces import DataContentionError, IRegistrationStore, ITimerService
+from clearwater.stores.records import AoR, AssociatedUri, Binding, Subscription
+
+__all__ = [
+    "MAX_CAS_ATTEMPTS",
+    "REG_TIMER_KIND",
+    "AorChange",
+    "Ended",
+    "Sender",
+    "SubscriberManager",
+    "aor_key",
+    "associated_uris",
+    "binding_contact_id",
+    "end_orphans",
+    "instance_urn",
+]
+
+_log = Logger()
+
+#: The ``ITimerService`` kind of registration expiry timers (Clearwater's ``POST /timers``).
+REG_TIMER_KIND = "registration-expiry"
+
+#: Read-modify-write attempts before a contended update gives up (DataContentionError).
+MAX_CAS_ATTEMPTS = 10
+
+#: Sends a request this node originates; fires with the final response.
+Sender = Callable[[Request], Deferred[Response]]
+
+_T = TypeVar("_T")
+
+
+def aor_key(uri: Uri) -> str:
+    """A public identity as Clearwater keys it: scheme, user, host and port of a SIP URI
+    (parameters and headers dropped); a tel URI's number."""
+    if isinstance(uri, SipUri):
+        text = uri.scheme + ":" + (uri.user + "@" if uri.user else "") + uri.host.lower()
+        return text + (":" + str(uri.port) if uri.port else "")
+    if isinstance(uri, TelUri):
+        return "tel:" + uri.number
+    return str(uri)
+
+
+def binding_contact_id(binding_id: str) -> str:
+    """The reginfo ``<contact id>`` of a binding: short, stable, and not the instance id."""
+    return hashlib.sha256(binding_id.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _registration_id(impu: str) -> str:
+    return hashlib.sha256(impu.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+@attrs.frozen
+class AorChange:
+    """What an update did to an AoR: the record before and after, the binding changes to
+    report, and the subscriptions that ended (their last NOTIFY says ``reason``)."""
+
+    before: Optional[AoR]
+    after: AoR
+    changes: tuple[BindingChange, ...] = ()
+    ended: tuple[tuple[str, Subscription], ...] = ()
+    reason: str = "deactivated"
+
+
+#: Subscriptions that ended: (To tag, subscription).
+Ended = tuple[tuple[str, Subscription], ...]
+
+
+def end_orphans(aor: AoR) -> tuple[AoR, Ended]:
+    """With no binding left the reg-event subscriptions end too, as Clearwater deletes the
+    whole record (their last NOTIFY: ``terminated;reason=deactivated``)."""
+    if aor.bindings or not aor.subscriptions:
+        return aor, ()
+    return attrs.evolve(aor, subscriptions=()), aor.subscriptions
+
+
+def _timer_id(aor_id: str) -> str:
+    return "reg:" + aor_id
+
+
+class SubscriberManager:
+    """Registration state of the S-CSCF's subscribers (see the module notes)."""
+
+    def __init__(
+        self,
+        config: ScscfConfig,
+        homestead: Homestead,
+        registrations: IRegistrationStore,
+        timers: ITimerService,
+        clock: IReactorTime,
+        send: Sender,
+    ) -> None:
+        self.config = config
+        self.homestead = homestead
+        self.registrations = registrations
+        self.timers = timers
+        self.clock = clock
+        self.send = send
+        timers.listen(REG_TIMER_KIND, self._timer_popped)
+
+    def now(self) -> int:
+        return int(self.clock.seconds())
+
+    # ---- read-modify-write
+
+    async def update(
+        self, aor_id: str, change: Callable[[Optional[AoR], int], tuple[AoR, _T]]
+    ) -> tuple[Optional[AoR], AoR, _T]:
+        """Apply ``change(record or None, now)`` -> ``(new record, result)`` under CAS,
+        retried from a fresh read when another writer got there first; expired bindings and
+        subscriptions are gone from the record ``change`` sees. Returns the record before,
+        after, and ``change``'s result. Store errors propagate; ``change`` may raise to abort.
+        Also re-arms the AoR's expiry timer (failures there are logged, not raised)."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            stored, cas = await self.registrations.get_aor(aor_id)
+            now = self.now()
+            before = None if stored is None else stored.without_expired(now)
+            after, result = change(before, now)
+            if after == stored:
+                return before, after, result  # nothing to write
+            after = attrs.evolve(
+                after,
+                notify_cseq=(stored.notify_cseq if stored else 0) + 1,
+                timer_id=_timer_id(aor_id),
+                scscf_uri=self.config.scscf_uri,
+            )
+            try:
+                await self.registrations.set_aor(aor_id, after, cas, now)
+            except DataContentionError:
+                continue
+            self._rearm(aor_id, after, now)
+            return before, after, result
+        raise DataContentionError("AoR " + aor_id + " kept changing")
+
+    def _rearm(self, aor_id: str, aor: AoR, now: int) -> None:
+        times = [b.expires for _, b in aor.bindings] + [s.expires for _, s in aor.subscriptions]
+        what = "registration timer for " + aor_id + " not updated"
+        if not times:
+            self.timers.delete_timer(_timer_id(aor_id)).addErrback(_log_failure, what)
+            return
+        interval = max(1, min(times) - now)
+        self.timers.set_timer(
+            REG_TIMER_KIND, interval, {"aor_id": aor_id}, timer_id=_timer_id(aor_id)
+        ).addErrback(_log_failure, what)
+
+    # ---- timer pops, de-registrations
+
+    def _timer_popped(self, timer_id: str, opaque: dict[str, Any]) -> Deferred[None]:
+        aor_id = opaque.get("aor_id")
+        if not isinstance(aor_id, str) or not aor_id:
+            _log.warn("registration timer {id} without an aor_id", id=timer_id)
+            return Deferred.fromCoroutine(_nothing())
+        return Deferred.fromCoroutine(self.expire(aor_id))
+
+    async def expire(self, aor_id: str) -> None:
+        """Drop what expired from ``aor_id``, tell the watchers, and tell homestead when the
+        last binding went (``dereg-timeout``, spec §3.5)."""
+        stored, _ = await self.registrations.get_aor(aor_id)
+        if stored is None:
+            return
+        now = self.now()
+        expired = tuple(
+            BindingChange(bid, ContactEvent.EXPIRED, b)
+            for bid, b in stored.bindings
+            if b.expires <= now
+        )
+        timed_out = tuple((tag, s) for tag, s in stored.subscriptions if s.expires <= now)
+
+        def change(aor: Optional[AoR], now: int) -> tuple[AoR, Ended]:
+            return end_orphans(aor or AoR())
+
+        _, after, orphans = await self.update(aor_id, change)
+        result = AorChange(stored, after, expired, timed_out, reason="timeout")
+        self.notify(aor_id, result)
+        if orphans:
+            self.notify(aor_id, AorChange(after, after, (), orphans))
+        if stored.bindings and not after.bindings:
+            private_id = stored.bindings[0][1].private_id or None
+            await self.tell_homestead(aor_id, ReqType.DEREG_TIMEOUT, private_id)
+
+    async def deregister(
+        self,
+        aor_id: str,
+        reqtype: Optional[ReqType],
+        *,
+        private_id: Optional[str] = None,
+        event: ContactEvent = ContactEvent.DEACTIVATED,
+    ) -> AorChange:
+        """Remove every binding of ``aor_id`` (or those of ``private_id``): network-initiated
+        or administrative de-registration (spec §3.11). Watchers are told; homestead is told
+        ``reqtype`` when no binding is left (None: it asked for this itself)."""
+
+        def change(
+            aor: Optional[AoR], now: int
+        ) -> tuple[AoR, tuple[tuple[BindingChange, ...], Ended]]:
+            if aor is None:
+                return AoR(), ((), ())
+            aor, changes = remove_bindings(aor, private_id=private_id, event=event)
+            aor, ended = end_orphans(aor)
+            return aor, (changes, ended)
+
+        before, after, (changes, ended) = await self.update(aor_id, change)
+        result = AorChange(before, after, changes, ended)
+        self.notify(aor_id, result)
+        if reqtype is not None and before is not None and before.bindings and not after.bindings:
+            await self.tell_homestead(aor_id, reqtype, private_id)
+        return result
+
+    async def tell_homestead(
+        self, aor_id: str, reqtype: ReqType, private_id: Optional[str]
+    ) -> None:
+        """``PUT reg-data`` with a de-registration ``reqtype``; a failure is logged (the
+        bindings are gone whatever homestead says)."""
+        try:
+            await self.homestead.put_reg_data(
+                aor_id, reqtype, server_name=self.config.scscf_uri, private_id=private_id
+            )
+        except (HomesteadError, Exception) as e:  # a store error in process, too
+            _log.warn(
+                "homestead not told {reqtype} for {aor}: {error}",
+                reqtype=reqtype.value,
+                aor=aor_id,
+                error=e,
+            )
+
+    # ---- NOTIFYs
+
+    def notify(self, aor_id: str, change: AorChange) -> None:
+        """Send every watcher of the AoR its NOTIFY for ``change`` (module notes)."""
+        after = change.after
+        now = self.now()
+        if not after.subscriptions and not change.ended:
+            return
+        body = self.reginfo(change, now)
+        for tag, subscription in after.subscriptions:
+            if change.before is not None and tag not in dict(change.before.subscriptions):
+                continue  # new: its first NOTIFY goes after its 200 (the subscription sproutlet)
+            state = "active;expires=" + str(max(0, subscription.expires - now))
+            self.send_notify(aor_id, tag, subscription, body, state, after.notify_cseq)
+        for tag, subscription in change.ended:
+            state = "terminated;reason=" + change.reason
+            self.send_notify(aor_id, tag, subscription, body, state, after.notify_cseq)
+
+    def reginfo(self, change: AorChange, now: int) -> bytes:
+        """The full-state reginfo document after ``change`` (spec §3.7): a registration per
+        non-barred identity of the set, each listing every binding (live, or ended by this
+        change) with its event and, for outbound contacts, its public GRUU (RFC 5628)."""
+        after = change.after
+        events = {c.binding_id: c for c in change.changes}
+        live = {binding_id for binding_id, _ in after.bindings}
+        shown: list[tuple[str, Binding, str, ContactEvent]] = []
+        for binding_id, binding in after.bindings:
+            event = events.get(binding_id)
+            kind = event.event if event is not None else ContactEvent.REGISTERED
+            shown.append((binding_id, binding, "active", kind))
+        for binding_id, c in events.items():
+            if binding_id not in live:
+                shown.append((binding_id, c.binding, "terminated", c.event))
+        identities = [u.uri for u in after.associated_uris if not u.barring]
+        if not identities and change.before is not None:
+            identities = [u.uri for u in change.before.associated_uris if not u.barring]
+        registrations = tuple(
+            RegistrationInfo(
+                aor=impu,
+                id=_registration_id(impu),
+                state="active" if after.bindings else "terminated",
+                contacts=tuple(_contact(impu, *row, now) for row in shown),
+            )
+            for impu in identities
+        )
+        info = Reginfo(version=after.notify_cseq, state="full", registrations=registrations)
+        return build_reginfo(info)
+
+    def notify_request(
+        self, subscription: Subscription, body: bytes, state: str, cseq: int
+    ) -> Request:
+        """A NOTIFY inside ``subscription``'s dialog (RFC 6665 §4.2.2, RFC 3261 §12.2.1)."""
+        headers = Headers()
+        for route in subscription.routes:
+            headers.add("Route", route)
+        headers.add("From", "<" + subscription.to_uri + ">;tag=" + subscription.to_tag)
+        headers.add("To", "<" + subscription.from_uri + ">;tag=" + subscription.from_tag)
+        headers.add("Call-ID", subscription.cid)
+        headers.add("CSeq", str(cseq) + " NOTIFY")
+        headers.add("Max-Forwards", "70")
+        headers.add("Contact", "<" + self.config.scscf_uri + ">")
+        headers.add("Event", "reg")
+        headers.add("Subscription-State", state)
+        headers.add("Content-Type", REGINFO_CONTENT_TYPE)
+        return Request("NOTIFY", subscription.req_uri, headers, body)
+
+    def send_notify(
+        self, aor_id: str, tag: str, subscription: Subscription, body: bytes, state: str, cseq: int
+    ) -> None:
+        try:
+            request = self.notify_request(subscription, body, state, cseq)
+            d = self.send(request)
+        except Exception as e:
+            _log.warn("NOTIFY for {aor} not sent: {error}", aor=aor_id, error=e)
+            return
+        d.addCallbacks(
+            self._notify_answered,
+            self._notify_failed,
+            callbackArgs=(aor_id, tag),
+            errbackArgs=(aor_id, tag),
+        )
+
+    def _notify_answered(self, response: Response, aor_id: str, tag: str) -> None:
+        if response.status in (404, 405, 410, 416, 480, 481, 482, 483, 484, 485, 489, 501, 604):
+            # RFC 6665 §4.1.3: the subscription is gone at the watcher's end.
+            self._drop_subscription(aor_id, tag, str(response.status))
+
+    def _notify_failed(self, reason: Failure, aor_id: str, tag: str) -> None:
+        self._drop_subscription(aor_id, tag, str(reason.value))
+
+    def _drop_subscription(self, aor_id: str, tag: str, why: str) -> None:
+        _log.info(
+            "reg-event subscription {tag} to {aor} ended: {why}", tag=tag, aor=aor_id, why=why
+        )
+
+        def change(aor: Optional[AoR], now: int) -> tuple[AoR, None]:
+            if aor is None:
+                return AoR(), None
+            return attrs.evolve(
+                aor, subscriptions=tuple((t, s) for t, s in aor.subscriptions if t != tag)
+            ), None
+
+        Deferred.fromCoroutine(self.update(aor_id, change)).addErrback(
+            _log_failure, "subscription " + tag + " not removed"
+        )
+
+    # ---- homestead
+
+    async def assign(
+        self, impu: str, reqtype: ReqType, private_id: Optional[str] = None
+    ) -> RegData:
+        """``PUT /impu/<impu>/reg-data`` with this S-CSCF as ``server_name``."""
+        return await self.homestead.put_reg_data(
+            impu, reqtype, server_name=self.config.scscf_uri, private_id=private_id
+        )
+
+
+def associated_uris(reg_data: RegData) -> tuple[AssociatedUri, ...]:
+    """The implicit registration set's identities, in homestead's order (P-Associated-URI)."""
+    return tuple(AssociatedUri(i.uri, i.barred) for i in reg_data.public_identities)
+
+
+def instance_urn(binding: Binding) -> Optional[str]:
+    """The binding's ``+sip.instance`` without its quotes and angle brackets (RFC 5627 §3.2)."""
+    value = dict(binding.params).get("+sip.instance")
+    if not value:
+        return None
+    return value.strip('"').strip("<>") or None
+
+
+def _contact(
+    impu: str, binding_id: str, binding: Binding, state: str, event: ContactEvent, now: int
+) -> ContactInfo:
+    urn = instance_urn(binding)
+    unknown = tuple(
+        (k, v.strip('"')) for k, v in binding.params if k not in ("+sip.instance", "reg-id")
+    )
+    return ContactInfo(
+        id=binding_contact_id(binding_id),
+        state=state,
+        event=event,
+        uri=binding.uri,
+        expires=max(0, binding.expires - now) if state == "active" else 0,
+        q=_q(binding.priority),
+        callid=binding.cid,
+        cseq=binding.cseq,
+        pub_gruu=None if urn is None else impu + ";gr=" + urn,
+        unknown_params=unknown,
+    )
+
+
+def _q(priority: int) -> Optional[str]:
+    if not priority:
+        return None
+    text = "%.3f" % (min(priority, 1000) / 1000)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _log_failure(reason: Failure, what: str) -> None:
+    _log.warn("{what}: {error}", what=what, error=reason.value)
