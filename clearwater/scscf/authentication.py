@@ -283,6 +283,8 @@ class AuthenticationSproutlet(Sproutlet):
             return False  # in dialog
         if _route_param(route, "orig") is None:
             return False  # not originating
+        if self.config.authenticate_auto_reg and _route_param(route, "auto-reg") is not None:
+            return True  # from the all-in-one's phone port: every initial request
         modes = self.config.non_register_authentication
         if (
             NonRegisterAuthentication.IF_PROXY_AUTHORIZATION_PRESENT in modes

@@ -61,6 +61,9 @@ class ScscfConfig:
     #: Shortest registration accepted, seconds: shorter gets 423 (RFC 3261 §10.3 step 7);
     #: 0 (Clearwater's behaviour) accepts any.
     reg_min_expires: int = 0
+    #: Challenge every initial request whose Route has ``auto-reg`` (what the all-in-one's
+    #: phone port puts on requests from phones), not only those with Proxy-Authorization.
+    authenticate_auto_reg: bool = False
 
     @property
     def home_domain(self) -> str:

@@ -21,3 +21,10 @@ homestead = ServiceMaker(
     "Homestead (HSS-less): subscriber data over HTTP, homestead-prov provisioning API",
     "homestead",
 )
+
+clearwater = ServiceMaker(
+    "clearwater all-in-one",
+    "clearwater.services.clearwater.tap",
+    "The all-in-one IMS core: sprout (S-CSCF), homestead and provisioning in one process",
+    "clearwater",
+)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Optional
 
+import attrs
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
@@ -28,7 +29,7 @@ from clearwater.scscf.hss import Homestead
 from clearwater.scscf.subscribers import Sender
 from clearwater.services.sprout.tap import SproutConfig
 from clearwater.sip.sproutlet import Sproutlet
-from clearwater.stores.interfaces import ICasStore, ITimerService
+from clearwater.stores.interfaces import ICasStore, ISubscriberStore, ITimerService
 from clearwater.stores.typed import ChallengeStore, RegistrationStore
 from clearwater.stores.urls import StoreUrl
 
@@ -99,7 +100,11 @@ def _timers(url: StoreUrl, reactor: ISipReactor, closers: StoresService) -> ITim
 
 
 def _homestead(
-    config: SproutConfig, scscf: ScscfConfig, reactor: ISipReactor, closers: StoresService
+    config: SproutConfig,
+    scscf: ScscfConfig,
+    reactor: ISipReactor,
+    closers: StoresService,
+    subscribers: Optional[ISubscriberStore],
 ) -> Homestead:
     if config.hs_hostname is not None:
         host, port = config.hs_hostname
@@ -112,23 +117,31 @@ def _homestead(
             ["http://" + bracketed + ":" + str(port)],
             timeout=config.homestead_timeout,
         )
-    from clearwater.services.homestead.service import open_subscriber_store
+    store = subscribers
+    if store is None:
+        from clearwater.services.homestead.service import open_subscriber_store
 
-    store = open_subscriber_store(config.subscriber_store, reactor)
-    closers.closers.append(store.close)
+        store = open_subscriber_store(config.subscriber_store, reactor)
+        closers.closers.append(store.close)
     return HsslessHomestead(store, scscf_uri=scscf.scscf_uri, home_domain=scscf.home_domain)
 
 
 def scscf_sproutlets(
-    config: SproutConfig, reactor: ISipReactor, send: Sender
+    config: SproutConfig,
+    reactor: ISipReactor,
+    send: Sender,
+    *,
+    subscribers: Optional[ISubscriberStore] = None,
+    authenticate_auto_reg: bool = False,
 ) -> tuple[list[Sproutlet], Optional[StoresService]]:
     """The S-CSCF's sproutlets when ``--scscf`` is not 0 (else none), and the service that
-    closes their stores."""
+    closes their stores. ``subscribers``: the in-process homestead's store, when the caller
+    opened (and closes) it."""
     settings = config.sproutlet("scscf")
     if not settings.enabled:
         return [], None
     stores = StoresService()
-    scscf = scscf_config(config)
+    scscf = attrs.evolve(scscf_config(config), authenticate_auto_reg=authenticate_auto_reg)
     registrations = _cas_store(config.registration_store, reactor, stores)
     if config.impi_store == config.registration_store:
         impis = registrations
@@ -136,7 +149,7 @@ def scscf_sproutlets(
         impis = _cas_store(config.impi_store, reactor, stores)
     sproutlets, _ = build_scscf(
         scscf,
-        _homestead(config, scscf, reactor, stores),
+        _homestead(config, scscf, reactor, stores, subscribers),
         RegistrationStore(registrations),
         ChallengeStore(impis),
         _timers(config.registration_store, reactor, stores),

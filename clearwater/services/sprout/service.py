@@ -22,9 +22,10 @@ everything else on by its Route or Request-URI.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Optional
 
+import attrs
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.logger import Logger
@@ -34,8 +35,9 @@ from typing_extensions import override
 from clearwater._types import ISipReactor
 from clearwater.http import management_site
 from clearwater.metrics import SipMetrics
+from clearwater.scscf import ScscfConfig
 from clearwater.services._gc import GcTuning
-from clearwater.services.sprout.scscf import scscf_sproutlets
+from clearwater.services.sprout.scscf import scscf_config, scscf_sproutlets
 from clearwater.services.sprout.tap import SproutConfig
 from clearwater.sip import SipUri
 from clearwater.sip.sproutlet import (
@@ -47,9 +49,12 @@ from clearwater.sip.sproutlet import (
     parse_plugin_option,
 )
 from clearwater.sip.transaction import TimerSettings
+from clearwater.sip.transport import TlsSettings, TransportSettings
+from clearwater.stores.interfaces import ISubscriberStore
 
 __all__ = [
     "QUIESCE_TIMEOUT",
+    "EdgePort",
     "SipService",
     "build",
     "listening_ports",
@@ -143,15 +148,27 @@ def build(
     sproutlets: Sequence[Sproutlet],
     *,
     metrics: Optional[SipMetrics] = None,
+    edge: Optional[EdgePort] = None,
+    subscribers: Optional[ISubscriberStore] = None,
 ) -> service.MultiService:
     """The sprout service tree for ``config`` hosting the built-in sproutlets (the S-CSCF
-    unless ``--scscf 0``) and ``sproutlets`` (the plugins').
+    unless ``--scscf 0``) and ``sproutlets`` (the plugins'). ``edge`` adds an untrusted port
+    owned by one sproutlet (the all-in-one's phone port); ``subscribers`` is the in-process
+    homestead's store when the caller opened it.
 
     Raises ValueError when there is nothing to listen on or two sproutlets clash.
     """
     proxies: list[SproutletProxy] = []
-    builtin, stores = scscf_sproutlets(config, reactor, lambda r: proxies[0].originate(r))
+    builtin, stores = scscf_sproutlets(
+        config,
+        reactor,
+        lambda r: proxies[0].originate(r),
+        subscribers=subscribers,
+        authenticate_auto_reg=edge is not None,
+    )
     sproutlets = [*builtin, *sproutlets]
+    if edge is not None:
+        sproutlets.append(edge.make(scscf_config(config)))
     ports = listening_ports(config, sproutlets)
     if not ports:
         raise ValueError(
@@ -176,11 +193,15 @@ def build(
         always_serve_remote_aliases=config.always_serve_remote_aliases,
         timer_settings=TimerSettings(timer_c=float(config.timer_c)),
         observer=metrics,
+        edge_ports={edge.port: edge.name} if edge is not None else None,
+        transport_settings=TransportSettings(tls=edge.tls) if edge and edge.tls else None,
     )
     proxies.append(proxy)
     host = config.local_ip
     bracketed = "[" + host + "]" if ":" in host else host
     listen = [t + ":" + bracketed + ":" + str(port) for port in ports for t in ("udp", "tcp")]
+    if edge is not None:
+        listen += [spec.format(host=bracketed) for spec in edge.more_listen]
     top = service.MultiService()
     if stores is not None:  # started first, so stopped last: after the SIP side quiesced
         stores.setName("stores")  # type: ignore[no-untyped-call]
@@ -196,6 +217,20 @@ def build(
         http.setName("http")
         http.setServiceParent(top)
     return top
+
+
+@attrs.frozen
+class EdgePort:
+    """An untrusted port owned by one sproutlet (``SproutletProxy(edge_ports=...)``): ``make``
+    builds the sproutlet (whose port is ``port``) from the S-CSCF's settings;
+    ``more_listen`` are further listen specs for it, ``{host}`` standing for the local IP
+    (e.g. ``tls:{host}:5061:cert=...``)."""
+
+    name: str
+    port: int
+    make: Callable[[ScscfConfig], Sproutlet]
+    more_listen: tuple[str, ...] = ()
+    tls: Optional[TlsSettings] = None
 
 
 def make_service(config: SproutConfig, reactor: ISipReactor) -> service.MultiService:

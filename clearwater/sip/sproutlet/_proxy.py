@@ -51,7 +51,7 @@ from __future__ import annotations
 import inspect
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol, Union
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail
@@ -132,7 +132,9 @@ class SproutletProxy:
     ``sip:<hostname>``); a sproutlet's reflexive URI is it with the sproutlet's port if it has one,
     ``lr`` and ``service=<name>``. ``supported`` lists the Proxy-Require options understood.
     ``observer`` (optional) is told of each request received and response sent upstream, for
-    metrics.
+    metrics. ``edge_ports`` maps a port to the sproutlet that takes every request arriving
+    there from the network, before and whatever its Route (an untrusted port, such as the
+    all-in-one's phone port: no Route a phone writes can bypass that sproutlet).
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class SproutletProxy:
         transport_settings: Optional[TransportSettings] = None,
         timer_settings: Optional[TimerSettings] = None,
         observer: Optional[ProxyObserver] = None,
+        edge_ports: Optional[Mapping[int, str]] = None,
     ) -> None:
         self.reactor = reactor
         self.hostname = hostname
@@ -178,6 +181,12 @@ class SproutletProxy:
             timer_settings=timer_settings,
         )
         self.timer_c = self.stack.transactions.settings.timer_c
+        self.edge_ports: dict[int, Sproutlet] = {}
+        for port, name in (edge_ports or {}).items():
+            edge = self.table.by_name.get(name.lower())
+            if edge is None:
+                raise ValueError("edge port " + str(port) + ": no sproutlet " + name)
+            self.edge_ports[port] = edge
         self._roots: dict[ServerTransaction, _Wrapper] = {}  # INVITEs, for CANCEL
         self._live: set[_Wrapper] = set()
         self._ready: deque[_Wrapper] = deque()
@@ -239,7 +248,18 @@ class SproutletProxy:
         # stays as received (also for the loop hash and our own responses); a copy goes on.
         received, request = request, request.copy()
         upstream = _ServerUpstream(self, transaction)
-        root = self._route(request, upstream, received, 1, transaction.flow.local_port)
+        edge = self.edge_ports.get(transaction.flow.local_port) if self.edge_ports else None
+        root: Optional[_Wrapper]
+        if edge is not None:
+            wrapper = _Wrapper(
+                self, upstream, request, received, 1, None, Match(edge, edge.service_name)
+            )
+            if not wrapper.taken:
+                self.respond(transaction, answer(request, 403, "Not accepted here"))
+                return
+            root = wrapper
+        else:
+            root = self._route(request, upstream, received, 1, transaction.flow.local_port)
         if root is None:
             if request.headers.first(h.ROUTE) is None and self._is_local(request.uri):
                 self.respond(transaction, self._for_this_node(request))

@@ -501,6 +501,19 @@ class MatchingTests(ProxyTestCase):
         assert message.max_forwards == 69
         self.assert_idle(net)
 
+    def test_an_edge_port_takes_every_request_whatever_its_route(self) -> None:
+        """An untrusted port (the all-in-one's phone port): a Route the sender wrote to a
+        local sproutlet does not bypass the port's sproutlet."""
+        edge = Service("edge", answering(200, "Edge"), port=5060)
+        greeter = Service("greeter", answering(200, "Hi"))
+        net = Net(edge, greeter, edge_ports={5060: "edge"})
+        response = self.final(net.request("MESSAGE", BOB_URI, routes=[route_to("greeter")]))
+        assert (response.status, response.reason) == (200, "Edge")
+        assert greeter.invocations == []
+        [(_, request)] = edge.invocations
+        assert request.headers.get_all("Route") == [route_to("greeter")]  # left for it to judge
+        self.assert_idle(net)
+
     def test_a_declined_request_goes_to_the_next_service_in_process(self) -> None:
         """Clearwater's chained stages (the S-CSCF's authentication -> registrar -> ...): a
         stage that declines hands the request to its next service, at the same depth, with no

@@ -1,0 +1,1 @@
+"""``twistd clearwater``: the all-in-one IMS core (issue #6)."""
