@@ -38,9 +38,11 @@ from twisted.web.server import Request, Site
 from typing_extensions import override
 
 __all__ = [
+    "JSON_CONTENT_TYPE",
     "HealthCheck",
     "ManagementResource",
     "QuietSite",
+    "json_error_body",
     "management_resource",
     "management_site",
 ]
@@ -48,7 +50,9 @@ __all__ = [
 HealthCheck = Callable[[], Optional[str]]
 """Returns ``None`` when the function is healthy, else a short description of the problem."""
 
-_JSON = b"application/json"
+#: The ``Content-Type`` of JSON answers, error bodies included.
+JSON_CONTENT_TYPE = b"application/json"
+_JSON = JSON_CONTENT_TYPE
 _TEXT = b"text/plain; charset=utf-8"
 _METRICS_TYPE = CONTENT_TYPE_LATEST.encode("ascii")
 _READ_METHODS = (b"GET", b"HEAD")
@@ -56,10 +60,16 @@ _READ_METHODS = (b"GET", b"HEAD")
 _log = Logger()
 
 
+def json_error_body(message: str) -> bytes:
+    """The body of every error answer on a management port: ``{"error": "<message>"}``
+    (serve it as :data:`JSON_CONTENT_TYPE`)."""
+    return json.dumps({"error": message}).encode("utf-8")
+
+
 def _json_error(request: Request, code: int, message: str) -> bytes:
     request.setResponseCode(code)
     request.responseHeaders.setRawHeaders(b"Content-Type", [_JSON])
-    return _body(request, json.dumps({"error": message}).encode("utf-8"))
+    return _body(request, json_error_body(message))
 
 
 def _body(request: Request, body: bytes) -> bytes:

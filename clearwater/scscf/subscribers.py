@@ -121,6 +121,10 @@ def end_orphans(aor: AoR) -> tuple[AoR, Ended]:
     return attrs.evolve(aor, subscriptions=()), aor.subscriptions
 
 
+class _NoRecordError(Exception):
+    """Aborts an update of an AoR that is not there."""
+
+
 def _timer_id(aor_id: str) -> str:
     return "reg:" + aor_id
 
@@ -251,6 +255,27 @@ class SubscriberManager:
         self.notify(aor_id, result)
         if reqtype is not None and before is not None and before.bindings and not after.bindings:
             await self.tell_homestead(aor_id, reqtype, private_id)
+        return result
+
+    async def update_associated_uris(
+        self, aor_id: str, uris: tuple[AssociatedUri, ...]
+    ) -> Optional[AorChange]:
+        """Replace the AoR's associated URIs with ``uris`` (homestead's Push-Profile, spec
+        §3.11) and, when they changed, NOTIFY the watchers. None when there is no live record
+        (nothing is written then: Clearwater answers such a push 200 all the same)."""
+
+        def change(aor: Optional[AoR], now: int) -> tuple[AoR, None]:
+            if aor is None or not (aor.bindings or aor.subscriptions):
+                raise _NoRecordError()
+            return attrs.evolve(aor, associated_uris=uris), None
+
+        try:
+            before, after, _ = await self.update(aor_id, change)
+        except _NoRecordError:
+            return None
+        result = AorChange(before, after)
+        if before is None or before.associated_uris != after.associated_uris:
+            self.notify(aor_id, result)
         return result
 
     async def tell_homestead(

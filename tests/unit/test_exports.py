@@ -10,6 +10,7 @@ import clearwater.homestead.provisioning
 import clearwater.http.homestead
 import clearwater.http.homestead_client
 import clearwater.http.homestead_prov
+import clearwater.http.sprout
 import clearwater.scscf
 import clearwater.scscf.authentication
 import clearwater.scscf.bindings
@@ -59,6 +60,7 @@ def test_every_exported_name_exists() -> None:
         clearwater.http.homestead,
         clearwater.http.homestead_client,
         clearwater.http.homestead_prov,
+        clearwater.http.sprout,
         clearwater.stores,
         clearwater.stores.memcached,
         clearwater.stores.memory,

@@ -26,14 +26,19 @@ from clearwater.homestead.hssless import HsslessHomestead
 from clearwater.http.homestead_client import HomesteadClient
 from clearwater.scscf import ScscfConfig, build_scscf
 from clearwater.scscf.hss import Homestead
-from clearwater.scscf.subscribers import Sender
+from clearwater.scscf.subscribers import Sender, SubscriberManager
 from clearwater.services.sprout.tap import SproutConfig
 from clearwater.sip.sproutlet import Sproutlet
-from clearwater.stores.interfaces import ICasStore, ISubscriberStore, ITimerService
+from clearwater.stores.interfaces import (
+    ICasStore,
+    IChallengeStore,
+    ISubscriberStore,
+    ITimerService,
+)
 from clearwater.stores.typed import ChallengeStore, RegistrationStore
 from clearwater.stores.urls import StoreUrl
 
-__all__ = ["StoresService", "scscf_config", "scscf_sproutlets"]
+__all__ = ["Scscf", "StoresService", "scscf_config", "scscf_sproutlets"]
 
 _log = Logger()
 
@@ -126,6 +131,18 @@ def _homestead(
     return HsslessHomestead(store, scscf_uri=scscf.scscf_uri, home_domain=scscf.home_domain)
 
 
+@attrs.frozen
+class Scscf:
+    """What :func:`scscf_sproutlets` built: the sproutlets, first stage first; the service
+    closing their stores; the subscriber manager and the challenge store (for sprout's HTTP
+    API)."""
+
+    sproutlets: tuple[Sproutlet, ...]
+    stores: StoresService
+    manager: SubscriberManager
+    challenges: IChallengeStore
+
+
 def scscf_sproutlets(
     config: SproutConfig,
     reactor: ISipReactor,
@@ -133,13 +150,12 @@ def scscf_sproutlets(
     *,
     subscribers: Optional[ISubscriberStore] = None,
     authenticate_auto_reg: bool = False,
-) -> tuple[list[Sproutlet], Optional[StoresService]]:
-    """The S-CSCF's sproutlets when ``--scscf`` is not 0 (else none), and the service that
-    closes their stores. ``subscribers``: the in-process homestead's store, when the caller
-    opened (and closes) it."""
+) -> Optional[Scscf]:
+    """The S-CSCF when ``--scscf`` is not 0 (else None). ``subscribers``: the in-process
+    homestead's store, when the caller opened (and closes) it."""
     settings = config.sproutlet("scscf")
     if not settings.enabled:
-        return [], None
+        return None
     stores = StoresService()
     scscf = attrs.evolve(scscf_config(config), authenticate_auto_reg=authenticate_auto_reg)
     registrations = _cas_store(config.registration_store, reactor, stores)
@@ -147,11 +163,12 @@ def scscf_sproutlets(
         impis = registrations
     else:
         impis = _cas_store(config.impi_store, reactor, stores)
-    sproutlets, _ = build_scscf(
+    challenges = ChallengeStore(impis)
+    sproutlets, manager = build_scscf(
         scscf,
         _homestead(config, scscf, reactor, stores, subscribers),
         RegistrationStore(registrations),
-        ChallengeStore(impis),
+        challenges,
         _timers(config.registration_store, reactor, stores),
         reactor,
         send,
@@ -159,4 +176,4 @@ def scscf_sproutlets(
         port=settings.port,
         uri=str(settings.uri),
     )
-    return sproutlets, stores
+    return Scscf(tuple(sproutlets), stores, manager, challenges)

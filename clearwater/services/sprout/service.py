@@ -30,10 +30,12 @@ from twisted.application import internet, service
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.server import Site
 from typing_extensions import override
 
 from clearwater._types import ISipReactor
 from clearwater.http import management_site
+from clearwater.http.sprout import sprout_site
 from clearwater.metrics import SipMetrics
 from clearwater.scscf import ScscfConfig
 from clearwater.services._gc import GcTuning
@@ -159,14 +161,14 @@ def build(
     Raises ValueError when there is nothing to listen on or two sproutlets clash.
     """
     proxies: list[SproutletProxy] = []
-    builtin, stores = scscf_sproutlets(
+    scscf = scscf_sproutlets(
         config,
         reactor,
         lambda r: proxies[0].originate(r),
         subscribers=subscribers,
         authenticate_auto_reg=edge is not None,
     )
-    sproutlets = [*builtin, *sproutlets]
+    sproutlets = [*(scscf.sproutlets if scscf else ()), *sproutlets]
     if edge is not None:
         sproutlets.append(edge.make(scscf_config(config)))
     ports = listening_ports(config, sproutlets)
@@ -203,14 +205,20 @@ def build(
     if edge is not None:
         listen += [spec.format(host=bracketed) for spec in edge.more_listen]
     top = service.MultiService()
-    if stores is not None:  # started first, so stopped last: after the SIP side quiesced
-        stores.setName("stores")  # type: ignore[no-untyped-call]
-        stores.setServiceParent(top)  # type: ignore[no-untyped-call]
+    if scscf is not None:  # started first, so stopped last: after the SIP side quiesced
+        scscf.stores.setName("stores")  # type: ignore[no-untyped-call]
+        scscf.stores.setServiceParent(top)  # type: ignore[no-untyped-call]
     sip = SipService(reactor, proxy, listen)
     sip.setName("sip")  # type: ignore[no-untyped-call]
     sip.setServiceParent(top)  # type: ignore[no-untyped-call]
     if config.http_port:
-        site = management_site(metrics.registry, reactor=reactor)
+        site: Site
+        if scscf is not None:
+            site = sprout_site(
+                metrics.registry, scscf.manager, challenges=scscf.challenges, reactor=reactor
+            )
+        else:
+            site = management_site(metrics.registry, reactor=reactor)
         http = internet.TCPServer(
             config.http_port, site, interface=config.http_address, reactor=reactor
         )

@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Any, Optional, cast
 
 import pytest
+from twisted.application.internet import TCPServer
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet.defer import Deferred
 from twisted.plugin import getPlugins
+from twisted.web.resource import Resource
+from twisted.web.server import Site
 from typing_extensions import override
 
 from clearwater._types import ISipReactor
@@ -143,6 +146,16 @@ def test_the_scscf_is_built_in_with_its_stores_closed_last() -> None:
         "udp:10.0.0.3:5054",
         "tcp:10.0.0.3:5054",
     )
+
+
+def test_the_scscf_adds_its_http_api_to_the_management_port() -> None:
+    top = build(config(scscf=True), _reactor(), [])
+    site = cast(Site, cast(TCPServer, top.getServiceNamed("http")).args[1])
+    children = cast(Resource, site.resource).children
+    assert {b"ping", b"metrics", b"impu", b"registrations"} <= set(children)
+    plain = build(config("--sip-port", "5060"), _reactor(), [])
+    site = cast(Site, cast(TCPServer, plain.getServiceNamed("http")).args[1])
+    assert b"impu" not in cast(Resource, site.resource).children
 
 
 def test_timer_c_option_reaches_the_proxy() -> None:
