@@ -58,6 +58,7 @@ from clearwater.scscf.config import (
     ScscfConfig,
 )
 from clearwater.scscf.hss import Homestead
+from clearwater.scscf.identities import default_private_id, public_id
 from clearwater.sip import (
     Challenge,
     Credentials,
@@ -66,8 +67,6 @@ from clearwater.sip import (
     Request,
     Response,
     SipUri,
-    TelUri,
-    Uri,
 )
 from clearwater.sip.auth import digest_algorithm, make_challenge, verify_digest
 from clearwater.sip.headers import (
@@ -125,27 +124,6 @@ def _random_token() -> str:
 
 
 # --------------------------------------------------------------------------- identities
-
-
-def _public_id(uri: Uri) -> str:
-    """The public identity a URI names (Clearwater's ``public_id_from_uri``): a SIP URI
-    without password, port, parameters and headers; ``tel:<number>``."""
-    if isinstance(uri, SipUri):
-        return str(uri.replace(password=None, port=None, params=(), headers=()))
-    if isinstance(uri, TelUri):
-        return "tel:" + uri.number
-    return str(uri)
-
-
-def _default_private_id(uri: Uri, home_domain: str) -> str:
-    """The private identity assumed when a request names none (Clearwater's
-    ``default_private_id_from_uri``): ``user@host``, ``<number>@<home domain>``."""
-    if isinstance(uri, SipUri):
-        user = uri.user_unescaped
-        return uri.host if not user else user + "@" + uri.host
-    if isinstance(uri, TelUri):
-        return uri.number + "@" + home_domain
-    return str(uri)
 
 
 def _route_param(route: Optional[NameAddr], name: str) -> Optional[str]:
@@ -689,7 +667,7 @@ class AuthenticationTsx(SproutletTsx):
             uri = asserted.uri if asserted is not None else request.from_.uri
         credentials = _credentials(request)
         impi = credentials.username if credentials is not None else None
-        return impi or _default_private_id(uri, self.config.home_domain), _public_id(uri)
+        return impi or default_private_id(uri, self.config.home_domain), public_id(uri)
 
     def _reply(self, request: Request, status: int) -> None:
         self.send_response(self.create_response(request, status))

@@ -41,11 +41,11 @@ from clearwater.scscf.bindings import (
     requires_outbound,
 )
 from clearwater.scscf.config import ScscfConfig
+from clearwater.scscf.identities import default_private_id, public_id
 from clearwater.scscf.subscribers import (
     AorChange,
     Ended,
     SubscriberManager,
-    aor_key,
     associated_uris,
     end_orphans,
 )
@@ -61,13 +61,13 @@ __all__ = ["RegistrarSproutlet", "RegistrarTsx", "homestead_failure_status", "pr
 _log = Logger()
 
 
-def private_id_of(request: Request, impu: str) -> str:
+def private_id_of(request: Request, home_domain: str) -> str:
     """The private identity a REGISTER is for: the Digest ``username`` of its Authorization,
-    else the public identity without its scheme (spec §3.3 step 2)."""
+    else the one its To URI implies (spec §3.3 step 2)."""
     credentials = request.headers.first(AUTHORIZATION)
     if credentials is not None and credentials.is_digest and credentials.username:
         return credentials.username
-    return impu.split(":", 1)[1] if ":" in impu else impu
+    return default_private_id(request.to.uri, home_domain)
 
 
 def homestead_failure_status(error: Exception, not_found: int = 403) -> tuple[int, str]:
@@ -131,8 +131,8 @@ class RegistrarTsx(SproutletTsx):
         to_uri = request.to.uri
         if not isinstance(to_uri, (SipUri, TelUri)):
             return self.create_response(request, 404, "Not a SIP or tel URI")
-        impu = aor_key(to_uri)
-        private_id = private_id_of(request, impu)
+        impu = public_id(to_uri)
+        private_id = private_id_of(request, config.home_domain)
         try:
             reg_data = await manager.assign(impu, ReqType.REG, private_id)
         except (HomesteadError, StoreError) as e:

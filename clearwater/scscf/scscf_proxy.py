@@ -30,9 +30,10 @@ from clearwater.homestead.hssless import HomesteadError, RegData, ReqType
 from clearwater.scscf.bindings import BindingChange
 from clearwater.scscf.callerprefs import target_bindings
 from clearwater.scscf.config import MAX_FORKS, ScscfConfig
+from clearwater.scscf.identities import public_id
 from clearwater.scscf.reginfo import ContactEvent
 from clearwater.scscf.registrar import homestead_failure_status
-from clearwater.scscf.subscribers import AorChange, SubscriberManager, aor_key
+from clearwater.scscf.subscribers import AorChange, SubscriberManager
 from clearwater.sip import Request, Response, SipUri, TelUri, Uri, parse_uri
 from clearwater.sip.headers import P_ASSERTED_IDENTITY, P_SERVED_USER
 from clearwater.sip.sproutlet import Sproutlet, SproutletTsx, SproutletTsxHelper
@@ -114,7 +115,7 @@ class ScscfProxyTsx(SproutletTsx):
         if not isinstance(served, (SipUri, TelUri)):
             self.send_response(self.create_response(request, 404, "Bad served user"))
             return
-        impu = aor_key(served)
+        impu = public_id(served)
         reg_data = await self._assign(request, impu, not_found=404)
         if reg_data is None:
             return
@@ -140,7 +141,7 @@ class ScscfProxyTsx(SproutletTsx):
             self.send_request(request)  # not ours to terminate: on by Route / Request-URI
             return
         assert isinstance(target, (SipUri, TelUri))
-        impu = aor_key(target)
+        impu = public_id(target)
         reg_data = await self._assign(request, impu, not_found=404)
         if reg_data is None:
             return

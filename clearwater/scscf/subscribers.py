@@ -44,7 +44,7 @@ from clearwater.scscf.reginfo import (
     RegistrationInfo,
     build_reginfo,
 )
-from clearwater.sip import Request, Response, SipUri, TelUri, Uri
+from clearwater.sip import Request, Response
 from clearwater.sip._message import Headers
 from clearwater.stores.interfaces import DataContentionError, IRegistrationStore, ITimerService
 from clearwater.stores.records import AoR, AssociatedUri, Binding, Subscription
@@ -56,7 +56,6 @@ __all__ = [
     "Ended",
     "Sender",
     "SubscriberManager",
-    "aor_key",
     "associated_uris",
     "binding_contact_id",
     "end_orphans",
@@ -75,17 +74,6 @@ MAX_CAS_ATTEMPTS = 10
 Sender = Callable[[Request], Deferred[Response]]
 
 _T = TypeVar("_T")
-
-
-def aor_key(uri: Uri) -> str:
-    """A public identity as Clearwater keys it: scheme, user, host and port of a SIP URI
-    (parameters and headers dropped); a tel URI's number."""
-    if isinstance(uri, SipUri):
-        text = uri.scheme + ":" + (uri.user + "@" if uri.user else "") + uri.host.lower()
-        return text + (":" + str(uri.port) if uri.port else "")
-    if isinstance(uri, TelUri):
-        return "tel:" + uri.number
-    return str(uri)
 
 
 def binding_contact_id(binding_id: str) -> str:

@@ -28,9 +28,10 @@ from typing_extensions import override
 
 from clearwater.homestead.hssless import HomesteadError
 from clearwater.scscf.config import ScscfConfig
+from clearwater.scscf.identities import public_id
 from clearwater.scscf.reginfo import REGINFO_CONTENT_TYPE
 from clearwater.scscf.registrar import homestead_failure_status
-from clearwater.scscf.subscribers import AorChange, SubscriberManager, aor_key
+from clearwater.scscf.subscribers import AorChange, SubscriberManager
 from clearwater.sip import NameAddr, Request, Response, SipUri, TelUri
 from clearwater.sip.headers import CONTACT, EVENT, EXPIRES, RECORD_ROUTE
 from clearwater.sip.sproutlet import Sproutlet, SproutletTsx, SproutletTsxHelper
@@ -138,7 +139,7 @@ class SubscriptionTsx(SproutletTsx):
             raise _RefusedError(400, "Bad Expires") from None
         limit = config.max_subscription_expires
         expires = limit if expires is None else min(expires, limit)
-        impu = aor_key(target)
+        impu = public_id(target)
         try:
             reg_data = await manager.homestead.get_reg_data(impu)
         except (HomesteadError, StoreError) as e:

@@ -17,6 +17,7 @@ import clearwater.scscf.bindings
 import clearwater.scscf.callerprefs
 import clearwater.scscf.config
 import clearwater.scscf.hss
+import clearwater.scscf.identities
 import clearwater.scscf.reginfo
 import clearwater.scscf.registrar
 import clearwater.scscf.scscf_proxy
@@ -77,6 +78,7 @@ def test_every_exported_name_exists() -> None:
         clearwater.scscf.callerprefs,
         clearwater.scscf.config,
         clearwater.scscf.hss,
+        clearwater.scscf.identities,
         clearwater.scscf.reginfo,
         clearwater.scscf.registrar,
         clearwater.scscf.scscf_proxy,
