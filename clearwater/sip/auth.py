@@ -6,10 +6,14 @@ RFC 2617 §3.2.2 and RFC 7616 §3.4 (``qop=auth``, ``qop=auth-int``, ``-sess`` a
 RFC 2069 form without ``qop``) and the algorithms of RFC 7616 §3.2 / §6.1 and RFC 8760 §2-§3:
 ``MD5``, ``MD5-sess``, ``SHA-256``, ``SHA-256-sess``, ``SHA-512-256``, ``SHA-512-256-sess``.
 
+:class:`AkaClient` is the UAC side of HTTP Digest AKA, as a USIM answers it: ``AKAv1-MD5``
+(RFC 3310) and ``AKAv2-MD5`` (RFC 4169), with MILENAGE (:mod:`clearwater.aka`), the SQN checks
+of TS 33.102 §6.3.3 / Annex C.2 and the ``auts`` re-synchronisation answer (RFC 3310 §3.4).
+
 Pure code, no Twisted. The header values are the typed :class:`~clearwater.sip.Challenge` and
 :class:`~clearwater.sip.Credentials` of :mod:`clearwater.sip.headers`::
 
-    client = DigestClient("alice", "secret")
+    client = DigestClient("alice", "secret")     # or AkaClient("alice@ims", k, opc)
     if response.status in (401, 407) and client.authorize_request(request, response):
         ...  # bump the CSeq, new Via branch, send the request again
 
@@ -23,6 +27,7 @@ re-encodes to the bytes received). Hex digests are lower case.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -30,7 +35,16 @@ from collections.abc import Sequence
 from typing import Callable, Optional
 
 import attrs
+from typing_extensions import override
 
+from clearwater.aka import (
+    MacFailureError,
+    akav2_password,
+    make_auts,
+    split_challenge,
+    ue_check,
+)
+from clearwater.aka.vectors import IND_BITS
 from clearwater.errors import ParseError
 from clearwater.sip._grammar import is_token
 from clearwater.sip._message import Headers, Request, Response
@@ -44,7 +58,10 @@ from clearwater.sip.headers import (
 )
 
 __all__ = [
+    "AKA_ALGORITHMS",
+    "AKA_SQN_DELTA",
     "SUPPORTED_ALGORITHMS",
+    "AkaClient",
     "DigestAlgorithm",
     "DigestClient",
     "digest_algorithm",
@@ -413,6 +430,226 @@ def _parse_each(headers: Headers, spec: HeaderSpec[Challenge]) -> list[Challenge
         except ParseError:
             continue
     return values
+
+
+# --------------------------------------------------------------------------- Digest AKA
+
+#: The Digest AKA algorithms :class:`AkaClient` answers: RFC 3310 and RFC 4169.
+AKA_ALGORITHMS: tuple[str, ...] = ("AKAv1-MD5", "AKAv2-MD5")
+_AKA_VERSIONS = {name.lower(): version for version, name in enumerate(AKA_ALGORITHMS, 1)}
+
+#: The largest step SEQ may take past the highest SEQ accepted, Δ of TS 33.102 Annex C.2.2
+#: (its example value, 2**28): a bigger one is refused with a re-synchronisation.
+AKA_SQN_DELTA = 1 << 28
+
+_AKA_KEY_LEN = 16
+_SQN_MAX = (1 << 48) - 1
+_IND_SLOTS = 1 << IND_BITS
+
+
+class AkaClient(DigestClient):
+    """The UAC side of HTTP Digest AKA, answering as a USIM would (RFC 3310, RFC 4169).
+
+    ``AkaClient(username, k, opc)`` answers ``algorithm=AKAv1-MD5`` and ``AKAv2-MD5``
+    challenges (and no others) with the subscriber key ``k`` and ``opc`` (16 bytes each). For
+    each new nonce it does what TS 33.102 §6.3.3 has the USIM do with RAND ‖ AUTN (the nonce,
+    base64, RFC 3310 §3.2):
+
+    * MILENAGE gives RES, CK, IK and AK; AK un-conceals SQN; MAC-A is checked. A wrong MAC-A
+      means the network failed to authenticate: :meth:`authorize` raises
+      :class:`~clearwater.aka.MacFailureError` and :meth:`authorize_request` answers nothing.
+    * SQN must be fresh (Annex C.2): SQN = SEQ ‖ IND (5-bit IND), and one SEQ_MS is kept per
+      IND value. SQN is accepted if SEQ > SEQ_MS(IND) and SEQ is at most ``delta`` past the
+      highest SEQ accepted (Annex C.2.2); SEQ_MS(IND) then becomes SEQ.
+    * Accepted: the digest password is the RES octets (AKAv1, RFC 3310 §3.3) or
+      base64(HMAC-MD5(RES ‖ IK ‖ CK, "http-digest-akav2-password")) (AKAv2, RFC 4169 §3),
+      hashed as MD5 Digest. CK and IK are kept in :attr:`ck` and :attr:`ik`.
+    * Not fresh: the answer carries ``auts`` = base64 of AUTS = (SQN_MS ⊕ AK*) ‖ MAC-S, SQN_MS
+      being the highest SQN accepted, with the response computed over an empty password
+      (RFC 3310 §3.4). The server re-synchronises its SQN and challenges again.
+
+    ``sqn`` is the SQN_MS the USIM starts with: every IND slot starts at its SEQ. A nonce
+    answered once keeps its password, so later requests can reuse it with the next ``nc``.
+    ``realm``, if given, restricts the client to that realm. ``cnonce_factory`` is as for
+    :class:`DigestClient`.
+    """
+
+    def __init__(
+        self,
+        username: str,
+        k: bytes,
+        opc: bytes,
+        *,
+        sqn: int = 0,
+        realm: Optional[str] = None,
+        delta: int = AKA_SQN_DELTA,
+        cnonce_factory: Callable[[], str] = _default_cnonce,
+    ) -> None:
+        # The base class's password is never used: each AKA password comes from the USIM.
+        super().__init__(username, "", realm=realm, cnonce_factory=cnonce_factory)
+        if len(k) != _AKA_KEY_LEN or len(opc) != _AKA_KEY_LEN:
+            raise ValueError("k and opc must be 16 bytes each")
+        if isinstance(sqn, bool) or not 0 <= sqn <= _SQN_MAX:
+            raise ValueError("sqn must be in 0..2**48-1, got " + repr(sqn))
+        if delta < 1:
+            raise ValueError("delta must be positive, got " + repr(delta))
+        self._k = bytes(k)
+        self._opc = bytes(opc)
+        self._delta = delta
+        self._seq_ms = [sqn >> IND_BITS] * _IND_SLOTS
+        self._sqn_ms = sqn
+        # (realm, nonce) -> digest password of an accepted challenge; insertion order = age.
+        self._passwords: dict[tuple[str, str], bytes] = {}
+        #: The cipher and integrity keys (TS 33.102 §6.3.3) of the last challenge accepted.
+        self.ck: Optional[bytes] = None
+        self.ik: Optional[bytes] = None
+
+    @property
+    def sqn(self) -> int:
+        """SQN_MS: the highest SQN accepted so far (what an ``auts`` reports)."""
+        return self._sqn_ms
+
+    def initial_credentials(
+        self, realm: str, uri: str, algorithm: Optional[str] = None
+    ) -> Credentials:
+        """The Authorization of an initial REGISTER (TS 24.229 §5.1.1.2.1): ``username``,
+        ``realm``, ``uri``, an empty ``nonce`` and ``response``, and ``algorithm`` if given
+        (``AKAv2-MD5`` asks a Clearwater S-CSCF for an AKAv2 challenge)."""
+        params: list[tuple[str, Optional[str]]] = [
+            ("username", _quoted(self.username, "username")),
+            ("realm", _quoted(realm, "realm")),
+            ("nonce", '""'),
+            ("uri", _quoted(uri, "uri")),
+            ("response", '""'),
+        ]
+        if algorithm is not None:
+            if algorithm.lower() not in _AKA_VERSIONS:
+                raise ValueError("not an AKA algorithm: " + repr(algorithm))
+            params.append(("algorithm", algorithm))
+        return Credentials("Digest", tuple(params))
+
+    # ---- choosing
+
+    @override
+    def _problem(self, challenge: Challenge) -> Optional[str]:
+        if not challenge.is_digest or challenge.token68 is not None:
+            return "not a Digest challenge"
+        realm = challenge.realm
+        nonce = challenge.nonce
+        if realm is None or nonce is None:
+            return "challenge without realm or nonce"
+        if self.realm is not None and realm != self.realm:
+            return "challenge for another realm"
+        if (challenge.algorithm or "").lower() not in _AKA_VERSIONS:
+            return "not an AKA challenge: algorithm " + repr(challenge.algorithm)
+        if challenge.qop is not None and self._qop_for(challenge) is None:
+            return "no supported qop offered"
+        try:
+            split_challenge(nonce)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    @override
+    def choose_challenge(self, challenges: Sequence[Challenge]) -> Optional[Challenge]:
+        """The challenge to answer: of those :meth:`can_answer` accepts (AKA ones), the first
+        AKAv2-MD5 one, else the first AKAv1-MD5 one; None if there is none."""
+        best: Optional[Challenge] = None
+        best_version = 0
+        for challenge in challenges:
+            if not self.can_answer(challenge):
+                continue
+            version = _AKA_VERSIONS[(challenge.algorithm or "").lower()]
+            if version > best_version:
+                best, best_version = challenge, version
+        return best
+
+    # ---- answering
+
+    @override
+    def authorize(
+        self, challenge: Challenge, method: str, uri: str, body: bytes = b""
+    ) -> Credentials:
+        """Credentials answering the AKA ``challenge`` (RFC 3310 §3.3, §3.4; RFC 4169 §3).
+
+        As :meth:`DigestClient.authorize`, with the password from the USIM (see the class),
+        and an ``auts`` parameter after the others when SQN is not fresh. Raises
+        :class:`~clearwater.aka.MacFailureError` if AUTN's MAC-A is wrong (nothing changes),
+        :class:`ValueError` if the challenge cannot be answered (:meth:`can_answer`).
+        """
+        problem = self._problem(challenge)
+        if problem is not None:
+            raise ValueError(problem)
+        realm = challenge.realm
+        nonce = challenge.nonce
+        assert realm is not None and nonce is not None  # checked by _problem
+        version = _AKA_VERSIONS[(challenge.algorithm or "").lower()]
+        key = (realm, nonce)
+        password = self._passwords.get(key)
+        auts: Optional[bytes] = None
+        if password is None:
+            rand, autn = split_challenge(nonce)
+            res, ck, ik, sqn = ue_check(self._k, self._opc, rand, autn)
+            if self._fresh(sqn):
+                self._accept(sqn)
+                password = res if version == 1 else akav2_password(res, ik, ck).encode("ascii")
+                self._remember(key, password)
+                self.ck, self.ik = ck, ik
+            else:
+                auts = make_auts(self._k, self._opc, rand, self._sqn_ms)
+                password = b""
+        else:
+            self._passwords[key] = self._passwords.pop(key)  # used again: now the youngest
+        qop = None if challenge.qop is None else self._qop_for(challenge)
+        count, cnonce = self._use_nonce(realm, nonce, keep_cnonce=False)
+        nc = f"{count:08x}" if qop is not None else None
+        ha1 = hashlib.md5(_utf8(self.username) + b":" + _utf8(realm) + b":" + password).hexdigest()
+        response = digest_response(
+            ha1=ha1, nonce=nonce, method=method, uri=uri, qop=qop, nc=nc, cnonce=cnonce, body=body
+        )
+        params: list[tuple[str, Optional[str]]] = [
+            ("username", _quoted(self.username, "username")),
+            ("realm", _quoted(realm, "realm")),
+            ("nonce", _quoted(nonce, "nonce")),
+            ("uri", _quoted(uri, "uri")),
+        ]
+        if qop is not None:
+            params += [("qop", qop), ("nc", nc), ("cnonce", _quoted(cnonce, "cnonce"))]
+        params.append(("response", '"' + response + '"'))
+        params.append(("algorithm", challenge.algorithm))
+        opaque = challenge.opaque
+        if opaque is not None:
+            params.append(("opaque", _quoted(opaque, "opaque")))
+        if auts is not None:
+            params.append(("auts", '"' + base64.b64encode(auts).decode("ascii") + '"'))
+        return Credentials("Digest", tuple(params))
+
+    @override
+    def authorize_request(self, request: Request, response: Response) -> bool:
+        """As :meth:`DigestClient.authorize_request`; also False, ``request`` untouched, when
+        the chosen challenge's MAC-A is wrong: the USIM abandons an authentication the network
+        failed (TS 33.102 §6.3.3)."""
+        try:
+            return super().authorize_request(request, response)
+        except MacFailureError:
+            return False
+
+    # ---- the USIM's SQN (TS 33.102 Annex C.2)
+
+    def _fresh(self, sqn: int) -> bool:
+        seq, ind = sqn >> IND_BITS, sqn & (_IND_SLOTS - 1)
+        return seq > self._seq_ms[ind] and seq - (self._sqn_ms >> IND_BITS) <= self._delta
+
+    def _accept(self, sqn: int) -> None:
+        seq, ind = sqn >> IND_BITS, sqn & (_IND_SLOTS - 1)
+        self._seq_ms[ind] = seq
+        if seq > self._sqn_ms >> IND_BITS:
+            self._sqn_ms = sqn
+
+    def _remember(self, key: tuple[str, str], password: bytes) -> None:
+        while len(self._passwords) >= _MAX_NONCES:
+            del self._passwords[next(iter(self._passwords))]
+        self._passwords[key] = password
 
 
 # --------------------------------------------------------------------------- server side

@@ -41,8 +41,10 @@ from clearwater.sip._uri import SipUri, Uri, parse_uri
 from clearwater.sip._values import NameAddr, Via
 from clearwater.sip.auth import DigestClient
 from clearwater.sip.headers import (
+    AUTHORIZATION,
     CONTACT,
     PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
     RECORD_ROUTE,
     REQUIRE,
     ROUTE,
@@ -584,7 +586,10 @@ class UserAgent:
             retry.headers.set("CSeq", str(seq) + " " + request.method)
             if not self.credentials.authorize_request(retry, response):
                 return response
-            answered.update(realm for realm, _ in realms)
+            if not _asks_resync(retry):
+                # An AKA answer with auts (RFC 3310 §3.4) asks for a new challenge: the one
+                # that follows is not a refusal.
+                answered.update(realm for realm, _ in realms)
             if dialog is not None:
                 dialog.local_cseq = max(dialog.local_cseq, seq)
             request = retry
@@ -898,6 +903,15 @@ def _add_content(
         if content_type is not None:
             request.headers.set("Content-Type", content_type)
         request.body = body
+
+
+def _asks_resync(request: Request) -> bool:
+    """Whether the request's credentials carry an AKA ``auts`` (a resynchronisation)."""
+    for spec in (AUTHORIZATION, PROXY_AUTHORIZATION):
+        for credentials in request.headers.parsed(spec):
+            if credentials.param("auts") is not None:
+                return True
+    return False
 
 
 def _challenge_realms(response: Response) -> list[tuple[str, bool]]:
