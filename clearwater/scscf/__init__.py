@@ -11,13 +11,14 @@ reg-event NOTIFYs are the :class:`~.subscribers.SubscriberManager`'s.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Optional
 
 from twisted.internet.interfaces import IReactorTime
 
 from clearwater.scscf.authentication import AuthenticationSproutlet
 from clearwater.scscf.config import NonRegisterAuthentication, ScscfConfig
 from clearwater.scscf.hss import Homestead
-from clearwater.scscf.registrar import RegistrarSproutlet
+from clearwater.scscf.registrar import RegistrarSproutlet, ThirdPartyRegistration
 from clearwater.scscf.scscf_proxy import ScscfProxySproutlet
 from clearwater.scscf.subscribers import Sender, SubscriberManager
 from clearwater.scscf.subscription import SubscriptionSproutlet
@@ -33,6 +34,7 @@ __all__ = [
     "ScscfProxySproutlet",
     "SubscriberManager",
     "SubscriptionSproutlet",
+    "ThirdPartyRegistration",
     "build_scscf",
 ]
 
@@ -49,10 +51,12 @@ def build_scscf(
     service_name: str = "scscf",
     port: int = 5054,
     uri: str = "",
+    third_party: Optional[ThirdPartyRegistration] = None,
 ) -> tuple[list[Sproutlet], SubscriberManager]:
     """The S-CSCF's four sproutlets, first stage first, and their subscriber manager.
     ``service_name``, ``port`` and ``uri`` are the first stage's (``--scscf``,
-    ``--prefix-scscf``, ``--uri-scscf``)."""
+    ``--prefix-scscf``, ``--uri-scscf``); ``third_party`` is the registrar's hook for
+    third-party REGISTERs."""
     manager = SubscriberManager(config, homestead, registrations, timers, clock, send)
     stages: Sequence[Sproutlet] = (
         AuthenticationSproutlet(
@@ -66,7 +70,7 @@ def build_scscf(
             uri=uri,
             next_service="registrar",
         ),
-        RegistrarSproutlet(config, manager, next_service="subscription"),
+        RegistrarSproutlet(config, manager, next_service="subscription", third_party=third_party),
         SubscriptionSproutlet(config, manager, next_service="scscf-proxy"),
         ScscfProxySproutlet(config, manager, terminating_service=service_name),
     )

@@ -25,7 +25,7 @@ For each REGISTER, in order:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Protocol
 
 import attrs
 from twisted.logger import Logger
@@ -56,7 +56,13 @@ from clearwater.stores.interfaces import StoreError
 from clearwater.stores.records import AoR
 from clearwater.stores.records import RegState as HssState
 
-__all__ = ["RegistrarSproutlet", "RegistrarTsx", "homestead_failure_status", "private_id_of"]
+__all__ = [
+    "RegistrarSproutlet",
+    "RegistrarTsx",
+    "ThirdPartyRegistration",
+    "homestead_failure_status",
+    "private_id_of",
+]
 
 _log = Logger()
 
@@ -82,8 +88,20 @@ def homestead_failure_status(error: Exception, not_found: int = 403) -> tuple[in
     return 504, "Subscriber data unavailable"
 
 
+class ThirdPartyRegistration(Protocol):
+    """Where third-party REGISTERs to application servers plug in (spec §3.6, the iFC issue):
+    told of every REGISTER the registrar accepted, after its 200 OK is built and before it
+    goes; it must not block (send its REGISTERs in the background) and may not change the
+    response."""
+
+    def registered(
+        self, request: Request, response: Response, reg_data: RegData, kind: RegisterKind
+    ) -> None: ...
+
+
 class RegistrarSproutlet(Sproutlet):
-    """The registrar stage (see the module notes)."""
+    """The registrar stage (see the module notes). ``third_party`` (optional) is told of
+    every accepted REGISTER (:class:`ThirdPartyRegistration`)."""
 
     def __init__(
         self,
@@ -93,10 +111,12 @@ class RegistrarSproutlet(Sproutlet):
         service_name: str = "registrar",
         next_service: str = "subscription",
         network_function: str = "scscf",
+        third_party: Optional[ThirdPartyRegistration] = None,
     ) -> None:
         super().__init__(service_name, network_function=network_function, next_service=next_service)
         self.config = config
         self.manager = manager
+        self.third_party = third_party
 
     @override
     def get_tsx(
@@ -168,7 +188,14 @@ class RegistrarTsx(SproutletTsx):
         manager.notify(aor_id, AorChange(before, after, outcome.changes, ended))
         if outcome.kind is RegisterKind.DEREGISTER and before is not None and before.bindings:
             await manager.tell_homestead(aor_id, ReqType.DEREG_USER, private_id)
-        return self._ok(request, impu, after, reg_data, outcome)
+        response = self._ok(request, impu, after, reg_data, outcome)
+        third_party = self.sproutlet.third_party
+        if third_party is not None:
+            try:
+                third_party.registered(request.copy(), response.copy(), reg_data, outcome.kind)
+            except Exception:
+                _log.failure("third-party registration hook failed")
+        return response
 
     def _ok(
         self, request: Request, impu: str, aor: AoR, reg_data: RegData, outcome: RegisterOutcome

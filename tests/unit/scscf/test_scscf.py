@@ -14,9 +14,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from typing_extensions import override
 
 from clearwater._types import ISipReactor
-from clearwater.homestead.hssless import HsslessHomestead
+from clearwater.homestead.hssless import HsslessHomestead, RegData
 from clearwater.homestead.provisioning import provision_subscriber
-from clearwater.scscf import ScscfConfig, build_scscf
+from clearwater.scscf import ScscfConfig, ThirdPartyRegistration, build_scscf
+from clearwater.scscf.bindings import RegisterKind
 from clearwater.scscf.reginfo import ContactEvent, parse_reginfo
 from clearwater.sip import Request, Response, parse_message
 from clearwater.sip.auth import DigestClient
@@ -67,7 +68,7 @@ class Watcher(DatagramProtocol):
 class Core:
     """The S-CSCF and two phones, Alice and Bob, provisioned with digest passwords."""
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, third_party: Optional[ThirdPartyRegistration] = None, **config: Any) -> None:
         self.reactor = SipMemoryReactor()
         reactor = cast(ISipReactor, self.reactor)
         self.config = ScscfConfig(home_domains=(HOME,), scscf_uri=SCSCF_URI, **config)
@@ -87,6 +88,7 @@ class Core:
             self.timers,
             self.reactor,
             lambda request: holder[0].originate(request),
+            third_party=third_party,
         )
         self.proxy = SproutletProxy(reactor, sproutlets, hostname=SPROUT, local_hosts=[PROXY, HOME])
         holder.append(self.proxy)
@@ -218,6 +220,29 @@ class RegistrarTests(SynchronousTestCase):
         assert aor is None or not aor.bindings
         reg_data = core.result(core.homestead.get_reg_data("sip:alice@example.com"))
         assert reg_data.state.value == "UNREGISTERED"
+
+
+class ThirdPartyHookTests(SynchronousTestCase):
+    def test_the_hook_sees_every_accepted_register_and_its_200(self) -> None:
+        seen: list[tuple[str, int, str, RegisterKind]] = []
+
+        class Recorder:
+            def registered(
+                self, request: Request, response: Response, reg_data: RegData, kind: RegisterKind
+            ) -> None:
+                default = reg_data.default_public_identity or ""
+                seen.append((request.method, response.status, default, kind))
+
+        core = Core(third_party=Recorder())
+        assert core.register(core.alice, "alice", ALICE).status == 200
+        assert core.register(core.alice, "alice", ALICE).status == 200
+        assert core.register(core.alice, "alice", ALICE, expires=0).status == 200
+        alice = "sip:alice@example.com"
+        assert seen == [
+            ("REGISTER", 200, alice, RegisterKind.INITIAL),
+            ("REGISTER", 200, alice, RegisterKind.REREGISTER),
+            ("REGISTER", 200, alice, RegisterKind.DEREGISTER),
+        ]
 
 
 class CallTests(SynchronousTestCase):
