@@ -12,7 +12,12 @@ that nothing a phone writes is taken on trust:
   to the S-CSCF as originating with ``auto-reg`` (``<S-CSCF URI;lr;orig;auto-reg>``): the
   authentication stage challenges it (407) for the identity in its From, and once answered
   it is handled as that subscriber's originating request;
-- a request inside a dialog follows its Route set, as a proxy's would.
+- a request inside a dialog follows its Route set, as a proxy's would;
+- every initial request other than REGISTER is record-routed through this port
+  (``<sip:HOST:PORT;transport=T;lr>``, the transport it arrived on; RFC 3261 §16.6 step 4), as a
+  P-CSCF would: the dialog's later requests (ACK, BYE, re-INVITE) come back here, and a phone
+  whose Contact nothing listens on (a TCP or TLS phone's source port) is reached over the
+  connection it opened.
 
 Requests that reach the S-CSCF's own port with its Service-Route (``;orig``) are trusted as
 coming from a P-CSCF, as in Clearwater.
@@ -42,12 +47,22 @@ class PhonePortSproutlet(Sproutlet):
         self,
         config: ScscfConfig,
         *,
+        host: str = "127.0.0.1",
         service_name: str = "phones",
         port: int = 5060,
+        tls_port: int = 0,
         network_function: str = "phones",
     ) -> None:
         super().__init__(service_name, port, network_function=network_function)
         self.config = config
+        self.host = "[" + host + "]" if ":" in host else host
+        self.tls_port = tls_port
+
+    def record_route(self, transport: str) -> str:
+        """The Record-Route for a request that arrived over ``transport``."""
+        transport = transport.lower()
+        port = self.tls_port if transport == "tls" and self.tls_port else self.port
+        return "<sip:" + self.host + ":" + str(port) + ";transport=" + transport + ";lr>"
 
     @override
     def get_tsx(
@@ -76,6 +91,8 @@ class PhonePortTsx(SproutletTsx):
             for name in UNTRUSTED_HEADERS:
                 request.headers.remove(name)
             scscf = config.scscf_uri + ";lr;orig;auto-reg"
+            transport = request.top_via.transport
+            request.headers.prepend("Record-Route", self.sproutlet.record_route(transport))
         request.headers.prepend("Route", "<" + scscf + ">")
         self.send_request(request)
 

@@ -145,15 +145,18 @@ def make_service(config: ClearwaterConfig, reactor: ISipReactor) -> service.Mult
     stores.setName("subscribers")  # type: ignore[no-untyped-call]
     stores.setServiceParent(top)  # type: ignore[no-untyped-call]
     tls = None
-    more: tuple[str, ...] = ()
     if config.tls_cert is not None:
         tls = TlsSettings(certificate=config.tls_cert, key=config.tls_key)
-        more = ("tls:{host}:" + str(config.tls_port),)
     edge = EdgePort(
         "phones",
         config.phone_port,
-        lambda scscf: PhonePortSproutlet(scscf, port=config.phone_port),
-        more,
+        lambda scscf: PhonePortSproutlet(
+            scscf,
+            host=sprout.local_ip,
+            port=config.phone_port,
+            tls_port=config.tls_port if tls is not None else 0,
+        ),
+        config.tls_port if tls is not None else 0,
         tls,
     )
     try:

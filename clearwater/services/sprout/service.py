@@ -195,15 +195,15 @@ def build(
         always_serve_remote_aliases=config.always_serve_remote_aliases,
         timer_settings=TimerSettings(timer_c=float(config.timer_c)),
         observer=metrics,
-        edge_ports={edge.port: edge.name} if edge is not None else None,
+        edge_ports=dict.fromkeys(edge.ports, edge.name) if edge is not None else None,
         transport_settings=TransportSettings(tls=edge.tls) if edge and edge.tls else None,
     )
     proxies.append(proxy)
     host = config.local_ip
     bracketed = "[" + host + "]" if ":" in host else host
     listen = [t + ":" + bracketed + ":" + str(port) for port in ports for t in ("udp", "tcp")]
-    if edge is not None:
-        listen += [spec.format(host=bracketed) for spec in edge.more_listen]
+    if edge is not None and edge.tls_port:
+        listen.append("tls:" + bracketed + ":" + str(edge.tls_port))
     top = service.MultiService()
     if scscf is not None:  # started first, so stopped last: after the SIP side quiesced
         scscf.stores.setName("stores")  # type: ignore[no-untyped-call]
@@ -229,16 +229,19 @@ def build(
 
 @attrs.frozen
 class EdgePort:
-    """An untrusted port owned by one sproutlet (``SproutletProxy(edge_ports=...)``): ``make``
-    builds the sproutlet (whose port is ``port``) from the S-CSCF's settings;
-    ``more_listen`` are further listen specs for it, ``{host}`` standing for the local IP
-    (e.g. ``tls:{host}:5061:cert=...``)."""
+    """Untrusted ports owned by one sproutlet (``SproutletProxy(edge_ports=...)``): ``port``
+    (UDP and TCP; the sproutlet's own) and ``tls_port`` (TLS with ``tls``; 0: none). ``make``
+    builds the sproutlet from the S-CSCF's settings."""
 
     name: str
     port: int
     make: Callable[[ScscfConfig], Sproutlet]
-    more_listen: tuple[str, ...] = ()
+    tls_port: int = 0
     tls: Optional[TlsSettings] = None
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.tls_port) if self.tls_port else (self.port,)
 
 
 def make_service(config: SproutConfig, reactor: ISipReactor) -> service.MultiService:

@@ -570,7 +570,17 @@ class SproutletProxy:
         NOTIFYs, third-party REGISTERs): by its top Route, else its Request-URI (RFC 3263),
         over a client transaction with a Via of ours. Fires with the final response; fails
         with RequestTimedOut, TransportError or ResolutionError. Local sproutlets are not
-        consulted: the request goes on the network."""
+        consulted: the request goes on the network, without the Routes at its top that name
+        this node (a dialog's route set starts with our own Record-Route)."""
+        while True:
+            top = request.headers.first(h.ROUTE)
+            if (
+                top is None
+                or not isinstance(top.uri, SipUri)
+                or not self._routes_here(top.uri, None, None)
+            ):
+                break
+            request.headers.pop_first(h.ROUTE)
         hop = next_hop(request)
         add_via(request, "UDP", "0.0.0.0", None, "z9hG4bK" + secrets.token_hex(12))
 

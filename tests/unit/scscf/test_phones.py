@@ -60,3 +60,15 @@ def test_initial_request_loses_our_routes_and_asserted_identities() -> None:
     ]
     assert out.headers.get("P-Asserted-Identity") is None
     assert out.headers.get("P-Served-User") is None
+    # RFC 3261 §16.6 step 4: the dialog comes back through the phone port.
+    assert out.headers.get_all("Record-Route") == ["<sip:127.0.0.1:5060;transport=udp;lr>"]
+
+
+def test_record_route_names_the_port_and_transport_the_request_came_over() -> None:
+    sproutlet = PhonePortSproutlet(CONFIG, host="::1", port=5070, tls_port=5071)
+    assert sproutlet.record_route("TCP") == "<sip:[::1]:5070;transport=tcp;lr>"
+    assert sproutlet.record_route("TLS") == "<sip:[::1]:5071;transport=tls;lr>"
+
+
+def test_register_is_not_record_routed() -> None:
+    assert forwarded(request("REGISTER")).headers.get("Record-Route") is None

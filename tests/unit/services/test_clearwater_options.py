@@ -61,3 +61,20 @@ def test_tree_phone_port_owned_by_the_phones_sproutlet(tmp_path: Path) -> None:
     sip = cast(SipService, cast(MultiService, top.getServiceNamed("sprout")).getServiceNamed("sip"))
     assert sip.proxy.edge_ports[5060].service_name == "phones"
     assert "udp:10.0.0.3:5060" in sip.listen and "tcp:10.0.0.3:5054" in sip.listen
+
+
+def test_the_tls_phone_port_is_owned_by_the_phones_sproutlet_too() -> None:
+    """Every request on either phone port reaches the phones sproutlet first: a TLS port
+    routed like the S-CSCF's would trust a forged Service-Route."""
+    config = parse(
+        "--subscriber-store", "memory:", "--local-ip", "10.0.0.3",
+        "--tls-cert", __file__, "--tls-key", __file__,
+    )  # fmt: skip
+    assert config.tls_port == 5061
+    top = make_service(config, cast(ISipReactor, SipMemoryReactor()))
+    sip = cast(SipService, cast(MultiService, top.getServiceNamed("sprout")).getServiceNamed("sip"))
+    assert {port: s.service_name for port, s in sip.proxy.edge_ports.items()} == {
+        5060: "phones",
+        5061: "phones",
+    }
+    assert "tls:10.0.0.3:5061" in sip.listen

@@ -514,6 +514,21 @@ class MatchingTests(ProxyTestCase):
         assert request.headers.get_all("Route") == [route_to("greeter")]  # left for it to judge
         self.assert_idle(net)
 
+    def test_originate_skips_our_own_routes_and_leaves_by_the_next(self) -> None:
+        """A NOTIFY in a dialog whose route set starts with our own Record-Route: straight to
+        the next hop, not to ourselves."""
+        bob: list[IncomingRequest] = []
+        net = Net(Service("fwd"), bob=answer(200, bob))
+        request = net.alice.create_request("MESSAGE", BOB_URI)
+        request.headers.remove("Via")
+        request.headers.add("Route", "<sip:" + PROXY + ":5060;transport=udp;lr>")
+        d = net.proxy.originate(request)
+        net.pump()
+        assert self.successResultOf(d).status == 200
+        [received] = [i.request for i in bob]
+        assert received.headers.get("Route") is None
+        assert net.sent(PROXY, to=BOB) == ["MESSAGE"]
+
     def test_a_declined_request_goes_to_the_next_service_in_process(self) -> None:
         """Clearwater's chained stages (the S-CSCF's authentication -> registrar -> ...): a
         stage that declines hands the request to its next service, at the same depth, with no
