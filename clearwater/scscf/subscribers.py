@@ -292,8 +292,9 @@ class SubscriberManager:
         if not after.subscriptions and not change.ended:
             return
         body = self.reginfo(change, now)
+        known = {tag for tag, _ in change.before.subscriptions} if change.before else None
         for tag, subscription in after.subscriptions:
-            if change.before is not None and tag not in dict(change.before.subscriptions):
+            if known is not None and tag not in known:
                 continue  # new: its first NOTIFY goes after its 200 (the subscription sproutlet)
             state = "active;expires=" + str(max(0, subscription.expires - now))
             self.send_notify(aor_id, tag, subscription, body, state, after.notify_cseq)

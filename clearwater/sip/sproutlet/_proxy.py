@@ -326,14 +326,15 @@ class SproutletProxy:
                 # Spec §2.4 rule 4: with no Route, the sproutlet of the port it arrived on.
                 owner = self.table.by_port.get(arrival_port)
                 match = None if owner is None else Match(owner, owner.service_name)
-            declined: list[Sproutlet] = []
-            while match is not None and match.sproutlet not in declined:
+            # Each sproutlet may decline once: next_service chains never loop.
+            for _ in self.sproutlets:
+                if match is None:
+                    break
                 if depth > self.max_sproutlet_depth:
                     raise _TooManyHopsError()
                 wrapper = _Wrapper(self, upstream, request, received, depth, top, match)
                 if wrapper.taken:
                     return wrapper
-                declined.append(match.sproutlet)
                 match = self._next_service(match)
             if top is None:
                 return None  # the Request-URI: no sproutlet (or one that declined)
