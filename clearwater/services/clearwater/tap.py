@@ -137,7 +137,7 @@ def make_service(config: ClearwaterConfig, reactor: ISipReactor) -> service.Mult
 
     sprout = config.sprout
     try:
-        store = open_subscriber_store(sprout.subscriber_store, reactor)
+        store = open_subscriber_store(sprout.subscriber_store, reactor, sprout.subscriber_cache_ttl)
     except ValueError as e:
         raise SystemExit("twistd clearwater: " + str(e)) from e
     top = service.MultiService()

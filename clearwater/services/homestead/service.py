@@ -31,6 +31,7 @@ from clearwater.http.homestead import homestead_resource
 from clearwater.http.homestead_prov import homestead_prov_resource
 from clearwater.http.management import QuietSite
 from clearwater.services.homestead.tap import HomesteadConfig
+from clearwater.stores.cached import DEFAULT_CACHE_TTL, CachedSubscriberStore
 from clearwater.stores.interfaces import ISubscriberStore
 from clearwater.stores.urls import StoreUrl
 
@@ -39,10 +40,20 @@ __all__ = ["StoreService", "build", "make_service", "open_subscriber_store"]
 _log = Logger()
 
 
-def open_subscriber_store(url: StoreUrl, reactor: ISipReactor) -> ISubscriberStore:
+def open_subscriber_store(
+    url: StoreUrl, reactor: ISipReactor, cache_ttl: float = DEFAULT_CACHE_TTL
+) -> ISubscriberStore:
     """The subscriber store ``url`` names (opening completes in the background: the first
-    operation waits for it and fails if it failed). Raises ValueError for a kind that holds
-    no subscribers or a SQLite directory that cannot be made."""
+    operation waits for it and fails if it failed), SQLite and Redis read through a cache of
+    ``cache_ttl`` seconds (:mod:`clearwater.stores.cached`; 0: none). Raises ValueError for a
+    kind that holds no subscribers or a SQLite directory that cannot be made."""
+    store = _open_subscriber_store(url, reactor)
+    if url.kind == "memory" or cache_ttl <= 0:
+        return store
+    return CachedSubscriberStore(store, reactor, ttl=cache_ttl)
+
+
+def _open_subscriber_store(url: StoreUrl, reactor: ISipReactor) -> ISubscriberStore:
     if url.kind == "memory":
         from clearwater.stores.memory import MemorySubscriberStore
 
@@ -129,7 +140,7 @@ def make_service(config: HomesteadConfig, reactor: ISipReactor) -> service.Multi
     """Open the store and build the tree; a store that cannot be opened is a SystemExit
     naming it."""
     try:
-        store = open_subscriber_store(config.store, reactor)
+        store = open_subscriber_store(config.store, reactor, config.subscriber_cache_ttl)
     except ValueError as e:
         raise SystemExit("twistd homestead: " + str(e)) from e
     return build(config, reactor, store)

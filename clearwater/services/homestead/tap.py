@@ -12,7 +12,9 @@ Choices where Clearwater differs or is silent:
   ``--prov-address``, loopback by default (ARCHITECTURE.md §6);
 - the S-CSCF that UAR and LIR answers name (spec §6.1: HSS-less mode answers with "the
   configured S-CSCF URI") is ``--scscf-uri``, by default sprout's S-CSCF URI,
-  ``sip:scscf.<sprout hostname>;transport=tcp`` (spec §2.9).
+  ``sip:scscf.<sprout hostname>;transport=tcp`` (spec §2.9);
+- subscriber data read from a SQLite or Redis store is reused for ``--subscriber-cache-ttl``
+  seconds (:mod:`clearwater.stores.cached`, in the place of Clearwater's Cassandra cache).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from clearwater.services._options import (
     ConfigOptions,
     Setting,
     host,
+    int_range,
     ip_address,
     port_number,
 )
@@ -73,6 +76,7 @@ class HomesteadConfig:
     prov_address: str
     prov_port: int  # 0: none
     store: StoreUrl
+    subscriber_cache_ttl: int = 10  # seconds; 0: no cache
 
 
 HOME_DOMAIN = Setting("home-domain", "home_domain", host, help="Home SIP domain (required)")
@@ -109,6 +113,14 @@ STORE = Setting(
     help="Where subscribers are kept: sqlite:PATH, redis://HOST:PORT/DB or memory:",
     default_help="sqlite:$XDG_DATA_HOME/clearwater/homestead.db",
 )
+SUBSCRIBER_CACHE_TTL = Setting(
+    "subscriber-cache-ttl",
+    None,
+    int_range(0, 3600),
+    "10",
+    "Seconds subscriber data read from the store is reused (a change made through another "
+    "process sharing the store is seen within it); 0: no cache",
+)
 
 
 class HomesteadOptions(ConfigOptions):
@@ -128,6 +140,7 @@ class HomesteadOptions(ConfigOptions):
         PROV_ADDRESS,
         PROV_PORT,
         STORE,
+        SUBSCRIBER_CACHE_TTL,
     )
 
     def __init__(self) -> None:
@@ -152,6 +165,7 @@ class HomesteadOptions(ConfigOptions):
             prov_address=self.required_value(PROV_ADDRESS),
             prov_port=prov_port,
             store=self.value_or_derived(STORE, default_store()),
+            subscriber_cache_ttl=self.required_value(SUBSCRIBER_CACHE_TTL),
         )
 
     def config(self) -> HomesteadConfig:

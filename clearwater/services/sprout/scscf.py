@@ -126,7 +126,7 @@ def _homestead(
     if store is None:
         from clearwater.services.homestead.service import open_subscriber_store
 
-        store = open_subscriber_store(config.subscriber_store, reactor)
+        store = open_subscriber_store(config.subscriber_store, reactor, config.subscriber_cache_ttl)
         closers.closers.append(store.close)
     return HsslessHomestead(store, scscf_uri=scscf.scscf_uri, home_domain=scscf.home_domain)
 

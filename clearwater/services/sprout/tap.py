@@ -159,6 +159,7 @@ class SproutConfig:
     registration_store: StoreUrl = _MEMORY
     impi_store: StoreUrl = _MEMORY
     subscriber_store: StoreUrl = _MEMORY
+    subscriber_cache_ttl: int = 10  # seconds; 0: no cache
     authentication: bool = True
     nonce_count_supported: bool = False
     non_register_authentication: frozenset[NonRegisterAuthentication] = frozenset()
@@ -323,6 +324,14 @@ SUBSCRIBER_STORE = Setting(
     help="Subscribers, for the in-process homestead: memory:, sqlite:PATH or redis://...",
     default_help=default_store(),
 )
+SUBSCRIBER_CACHE_TTL = Setting(
+    "subscriber-cache-ttl",
+    None,
+    int_range(0, 3600),
+    "10",
+    "Seconds the in-process homestead reuses subscriber data read from a SQLite or Redis "
+    "store (changes made through another process are seen within it); 0: no cache",
+)
 AUTHENTICATION = Setting(
     "authentication", "authentication", yes_no, "Y", "Authenticate REGISTERs (Y/N)"
 )
@@ -424,6 +433,7 @@ class SproutOptions(ConfigOptions):
         REGISTRATION_STORE,
         IMPI_STORE,
         SUBSCRIBER_STORE,
+        SUBSCRIBER_CACHE_TTL,
         AUTHENTICATION,
         NONCE_COUNT_SUPPORTED,
         NON_REGISTER_AUTHENTICATION,
@@ -474,6 +484,7 @@ class SproutOptions(ConfigOptions):
             registration_store=registration_store,
             impi_store=self.setting_value(IMPI_STORE) or registration_store,
             subscriber_store=self.value_or_derived(SUBSCRIBER_STORE, default_store()),
+            subscriber_cache_ttl=self.required_value(SUBSCRIBER_CACHE_TTL),
             authentication=self.required_value(AUTHENTICATION),
             nonce_count_supported=self.required_value(NONCE_COUNT_SUPPORTED),
             non_register_authentication=self.required_value(NON_REGISTER_AUTHENTICATION),

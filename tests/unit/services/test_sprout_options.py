@@ -76,6 +76,7 @@ def test_defaults() -> None:
         "non_register_authentication": frozenset(),
         "digest_algorithms": ("MD5",),
         "reg_min_expires": 0,
+        "subscriber_cache_ttl": 10,
     }
 
 
@@ -90,6 +91,7 @@ def test_scscf_options() -> None:
         "--non-register-authentication=if_proxy_authorization_present",
         "--digest-algorithms=MD5,SHA-256",
         "--reg-min-expires=60",
+        "--subscriber-cache-ttl=0",
     )
     assert config.hs_hostname == ("hs.example.com", 8888)
     assert config.homestead_timeout == 0.5
@@ -105,6 +107,7 @@ def test_scscf_options() -> None:
     }
     assert config.digest_algorithms == ("MD5", "SHA-256")
     assert config.reg_min_expires == 60
+    assert config.subscriber_cache_ttl == 0
     assert parse("--home-domain=a.com", "--hs-hostname=10.0.0.1:9999").hs_hostname == (
         "10.0.0.1",
         9999,
@@ -119,6 +122,7 @@ def test_scscf_options() -> None:
         ("--registration-store=sqlite:/tmp/x", "--registration-store"),
         ("--non-register-authentication=always", "expected a comma-separated list"),
         ("--hs-hostname=bad host", "--hs-hostname"),
+        ("--subscriber-cache-ttl=-1", "--subscriber-cache-ttl"),
     ],
 )
 def test_scscf_option_errors(argv: str, message: str) -> None:
