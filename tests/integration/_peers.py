@@ -151,6 +151,44 @@ def sipp_uac(
     return run([*args, "-timeout", "30", "-timeout_error"], timeout=45)
 
 
+@attrs.frozen
+class SippMessage:
+    """One message of SIPp's message trace: whether SIPp ``sent`` it (else received it), and
+    its bytes as they went on the wire."""
+
+    sent: bool
+    data: bytes
+
+
+#: The head of one entry of SIPp's ``-trace_msg`` file: a dashed time-stamp line, then
+#: ``UDP message sent (N bytes):`` or ``UDP message received [N] bytes :``, then an empty line.
+_SIPP_TRACE_ENTRY = re.compile(
+    rb"-+ [^\n]*\n\w+ message (?:sent \((\d+) bytes\)|received \[(\d+)\] bytes ?):\n\n"
+)
+
+
+def sipp_trace(path: Path) -> list[SippMessage]:
+    """The messages in the file SIPp writes with ``-trace_msg -message_file PATH``, in order.
+
+    SIPp flushes each entry as it goes, so a test may poll this while SIPp runs; an entry still
+    being written is left out (so is everything after anything this cannot read)."""
+    data = path.read_bytes() if path.exists() else b""
+    messages: list[SippMessage] = []
+    position = 0
+    while True:
+        entry = _SIPP_TRACE_ENTRY.match(data, position)
+        if entry is None:
+            return messages
+        size = int(entry.group(1) or entry.group(2))
+        start = entry.end()
+        if start + size > len(data):
+            return messages
+        messages.append(SippMessage(entry.group(1) is not None, data[start : start + size]))
+        position = start + size
+        while data[position : position + 1] == b"\n":
+            position += 1
+
+
 # ---- processes
 
 
