@@ -78,7 +78,13 @@ from clearwater.aka import (
 from clearwater.errors import ClearwaterError, ParseError
 from clearwater.sip.auth import digest_ha1
 from clearwater.stores.interfaces import ISubscriberStore
-from clearwater.stores.records import PrivateIdentity, PublicIdentity, RegistrationState, RegState
+from clearwater.stores.records import (
+    PrivateIdentity,
+    PublicIdentity,
+    RegistrationState,
+    RegState,
+    ServiceProfile,
+)
 
 __all__ = [
     "AUTH_TYPES",
@@ -598,6 +604,10 @@ def wildcard_matches(wildcard: str, identity: str) -> bool:
 # --------------------------------------------------------------------------- homestead
 
 
+#: How many parsed subscriptions :class:`HsslessHomestead` keeps (all are dropped when full).
+_MAX_SUBSCRIPTIONS = 10_000
+
+
 def _digest_ha1(private: PrivateIdentity, realm: str) -> str:
     if private.digest_ha1:
         return private.digest_ha1
@@ -629,6 +639,9 @@ class HsslessHomestead:
         self._home_domain = home_domain
         self._random = random
         self._now = now
+        self._subscriptions: dict[
+            tuple[str, tuple[PublicIdentity, ...], tuple[ServiceProfile, ...]], RegData
+        ] = {}
 
     @property
     def scscf_uri(self) -> str:
@@ -821,8 +834,7 @@ class HsslessHomestead:
         registration = await self._store.get_registration(public.irs)
         privates = await self._store.privates_of_irs(public.irs)
         impi = _choose_private(None, registration.impi, privates)
-        subscription = await self._subscription(public.irs, impi)
-        return RegData.from_subscription(registration.state, subscription)
+        return await self._reg_data(public.irs, impi, registration.state)
 
     def put_reg_data(
         self,
@@ -879,16 +891,38 @@ class HsslessHomestead:
             updated = attrs.evolve(current, state=new)
         if updated != current:
             await self._store.set_registration(irs, attrs.evolve(updated, updated=self._now()))
-        subscription = await self._subscription(irs, impi)
-        return RegData.from_subscription(new, subscription, previous)
+        return await self._reg_data(irs, impi, new, previous)
 
-    async def _subscription(self, irs: str, impi: str) -> ET.Element:
+    async def _reg_data(
+        self, irs: str, impi: str, state: RegState, previous: Optional[RegState] = None
+    ) -> RegData:
+        """The reg-data of ``irs`` with ``impi`` as its ``<PrivateID>``. The subscription is
+        built and parsed once for given provisioned data (kept for at most
+        ``_MAX_SUBSCRIPTIONS`` sets: every call of a subscriber asks for its reg-data)."""
+        publics = tuple(await self._store.publics_of_irs(irs))
+        profiles = tuple(await self._store.service_profiles_of_irs(irs))
+        key = (impi, publics, profiles)
+        template = self._subscriptions.get(key)
+        if template is None:
+            subscription = self._subscription(irs, impi, publics, profiles)
+            template = RegData.from_subscription(state, subscription)
+            if len(self._subscriptions) >= _MAX_SUBSCRIPTIONS:
+                self._subscriptions.clear()
+            self._subscriptions[key] = template
+        return attrs.evolve(template, state=state, previous_state=previous)
+
+    def _subscription(
+        self,
+        irs: str,
+        impi: str,
+        publics: tuple[PublicIdentity, ...],
+        service_profiles: tuple[ServiceProfile, ...],
+    ) -> ET.Element:
         """The IRS's ``<IMSSubscription>`` (TS 29.228 Annex B): ``<PrivateID>``, then one
         ``<ServiceProfile>`` per service profile holding a public identity, in the order of
         their first identities (so the IRS's default identity comes first), each with its
         ``<PublicIdentity>`` elements in provisioning order and then its iFCs."""
-        publics = await self._store.publics_of_irs(irs)
-        profiles = {sp.sp: sp for sp in await self._store.service_profiles_of_irs(irs)}
+        profiles = {sp.sp: sp for sp in service_profiles}
         grouped: dict[str, list[PublicIdentity]] = {}
         for public in publics:
             grouped.setdefault(public.sp, []).append(public)

@@ -524,6 +524,21 @@ class RegDataTests(_Case):
         data = self.successResultOf(self.homestead.get_reg_data(BOB_IMPU))
         assert len(data.service_profiles[0].ifcs_xml) == 2
 
+    def test_a_provisioning_change_shows_in_the_next_reg_data(self) -> None:
+        before = self.successResultOf(self.homestead.get_reg_data(BOB_IMPU))
+        again = self.successResultOf(self.homestead.put_reg_data(BOB_IMPU, ReqType.CALL))
+        assert again.service_profiles == before.service_profiles
+        assert len(before.service_profiles[0].ifcs_xml) < 2
+        assert again.ims_subscription_xml == before.ims_subscription_xml
+        assert (again.state, again.previous_state) == (
+            RegState.UNREGISTERED,
+            RegState.NOT_REGISTERED,
+        )
+        result(self.store.set_ifcs(BOB_IRS, self.bob_sp(), IFC * 2))
+        after = self.successResultOf(self.homestead.get_reg_data(BOB_IMPU))
+        assert len(after.service_profiles[0].ifcs_xml) == 2
+        assert after.state is RegState.UNREGISTERED and after.previous_state is None
+
     def bob_sp(self) -> str:
         (profile,) = result(self.store.service_profiles_of_irs(BOB_IRS))
         return profile.sp
