@@ -1,9 +1,10 @@
 """The registrar's binding rules: a REGISTER applied to an AoR record (pure, no I/O).
 
 Implements RFC 3261 §10.2-§10.3 (REGISTER processing at a registrar), with RFC 5626
-(``+sip.instance`` / ``reg-id`` binding ids, ``Require: outbound``), RFC 5627 (``pub-gruu`` in
-the 200 OK) and RFC 3327 (Path stored per binding), as Clearwater's registrar does them (spec
-§3.3 steps 1, 4-6 and the §3.4 binding record; sprout ``registrarsproutlet.cpp``).
+(``+sip.instance`` / ``reg-id`` binding ids, ``Require: outbound``), RFC 5627 (``pub-gruu`` and
+``temp-gruu`` in the 200 OK) and RFC 3327 (Path stored per binding), as Clearwater's registrar
+does them (spec §3.3 steps 1, 4-6 and the §3.4 binding record; sprout
+``registrarsproutlet.cpp``).
 
 Where Clearwater and RFC 3261 differ, this module says which it follows:
 
@@ -17,23 +18,44 @@ Where Clearwater and RFC 3261 differ, this module says which it follows:
 Everything else follows Clearwater: the binding id, expiry and its clamp to
 ``reg_max_expires``, the stored fields, emergency (``sos``) bindings that a normal REGISTER can
 neither shorten nor remove, non-SIP contacts ignored, and the Contact values of the 200 OK.
+
+Temporary GRUUs (RFC 5627 §3.2, §5.1) are ours: Clearwater had none. The design:
+
+* a binding with an instance id gets a random **token** (:func:`new_temp_gruu_token`, 128
+  bits, URL-safe) when a REGISTER with ``Supported: gruu`` creates it, changes its Call-ID, or
+  first asks for GRUUs for it; the binding keeps it (:class:`~clearwater.stores.records.TempGruu`,
+  with the CSeq of that REGISTER as ``first_cseq``) while its Call-ID stays the same;
+* the binding's temp-gruus are ``sip:tgruu.<token>.<n>@<home domain>;gr`` for every CSeq ``n``
+  from ``first_cseq`` to the binding's current CSeq. The 200 OK (and the reg-event ``<gr:temp-gruu
+  first-cseq>``, RFC 5628) gives the one with the current CSeq: since a refresh with the same
+  Call-ID must raise the CSeq (RFC 3261 §10.3 step 7), every refresh hands out a new temp-gruu,
+  and the earlier ones stay valid (same token, ``n`` still in range) until the Call-ID changes,
+  which makes a new token and so invalidates them all (RFC 5627 §3.2);
+* the token is indexed to the AoR and binding id in the registration store
+  (:class:`~clearwater.stores.typed.TempGruuStore`, written by the registrar) so that the
+  S-CSCF can route a temp-gruu (:func:`parse_temp_gruu`, :func:`holds_temp_gruu`) while the URI
+  itself reveals nothing of the AoR. It does show the CSeq, and the temp-gruus of one
+  registration share their token, so they can be told to belong together (but not to whom).
 """
 
 from __future__ import annotations
 
 import enum
+import re
+import secrets
 from collections.abc import Sequence
-from typing import Optional
+from typing import Callable, Optional
 
 import attrs
 
 from clearwater.errors import ClearwaterError, ParseError
 from clearwater.scscf.reginfo import ContactEvent
-from clearwater.sip import ContactValue, NameAddr, Request, SipUri, Star, TelUri, parse_uri
+from clearwater.sip import ContactValue, NameAddr, Request, SipUri, Star, TelUri, Uri, parse_uri
 from clearwater.sip import headers as h
-from clearwater.stores.records import AoR, Binding
+from clearwater.stores.records import AoR, Binding, TempGruu
 
 __all__ = [
+    "TEMP_GRUU_PREFIX",
     "BindingChange",
     "RegisterError",
     "RegisterKind",
@@ -42,14 +64,25 @@ __all__ = [
     "binding_id_of",
     "contact_headers",
     "drop_expired",
+    "holds_temp_gruu",
+    "is_temp_gruu",
+    "new_temp_gruu_token",
+    "parse_temp_gruu",
     "remove_bindings",
     "requires_outbound",
+    "temp_gruu_uri",
 ]
 
 #: Contact parameters not stored in a binding: ``expires`` and ``q`` have fields of their own
 #: (pjsip keeps them out of the parameter list), the GRUUs are the registrar's to assign
 #: (RFC 5627 §5.1; Clearwater drops ``pub-gruu``).
 _NOT_STORED = frozenset(("expires", "q", "pub-gruu", "temp-gruu"))
+
+#: How the user part of every temp-gruu this registrar makes begins (RFC 5627 §3.2's example
+#: form ``tgruu.<opaque>``).
+TEMP_GRUU_PREFIX = "tgruu."
+# The rest of it: <token>.<CSeq>, the token as new_temp_gruu_token makes them.
+_TEMP_GRUU_REST = re.compile(r"([A-Za-z0-9_-]{16,64})\.([0-9]{1,10})")
 
 
 class RegisterKind(enum.Enum):
@@ -122,6 +155,59 @@ def binding_id_of(contact: NameAddr) -> str:
             binding_id = "sos" + binding_id
         return binding_id
     return str(contact.uri)
+
+
+# --------------------------------------------------------------------------- temporary GRUUs
+
+
+def new_temp_gruu_token() -> str:
+    """A fresh temp-gruu token: 128 random bits, URL-safe base64 (22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
+def temp_gruu_uri(binding: Binding, domain: str) -> Optional[str]:
+    """The binding's latest temp-gruu, ``sip:tgruu.<token>.<CSeq>@<domain>;gr`` (RFC 5627
+    §3.2), or None when it has no token."""
+    if binding.temp_gruu is None:
+        return None
+    return (
+        "sip:" + TEMP_GRUU_PREFIX + binding.temp_gruu.token + "." + str(binding.cseq)
+        + "@" + domain + ";gr"
+    )  # fmt: skip
+
+
+def is_temp_gruu(uri: Uri) -> bool:
+    """Whether ``uri`` has the form of a temp-gruu of ours, whatever its host: a SIP URI whose
+    user starts ``tgruu.`` and which has a ``gr`` parameter without a value."""
+    return (
+        isinstance(uri, SipUri)
+        and uri.user is not None
+        and uri.user.startswith(TEMP_GRUU_PREFIX)
+        and uri.param("gr") == ""
+    )
+
+
+def parse_temp_gruu(uri: Uri) -> Optional[tuple[str, int]]:
+    """``(token, CSeq)`` of a temp-gruu of ours (see :func:`is_temp_gruu`); None when ``uri``
+    is not one, or its user part is not ``tgruu.<token>.<CSeq>`` as this registrar writes it."""
+    if not is_temp_gruu(uri):
+        return None
+    assert isinstance(uri, SipUri) and uri.user is not None
+    match = _TEMP_GRUU_REST.fullmatch(uri.user, len(TEMP_GRUU_PREFIX))
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def holds_temp_gruu(binding: Binding, token: str, cseq: int) -> bool:
+    """Whether ``tgruu.<token>.<cseq>`` is a temp-gruu this binding handed out and that is
+    still valid: its token, and a CSeq from the token's first to the binding's current one."""
+    temp = binding.temp_gruu
+    return temp is not None and temp.token == token and temp.first_cseq <= cseq <= binding.cseq
+
+
+def _has_instance(params: tuple[tuple[str, str], ...]) -> bool:
+    return any(k.lower() == "+sip.instance" and len(v) >= 2 for k, v in params)
 
 
 # --------------------------------------------------------------------------- applying REGISTER
@@ -229,6 +315,8 @@ def apply_register(
     reg_max_expires: int,
     private_id: str,
     min_expires: int = 0,
+    temp_gruus: bool = False,
+    new_token: Callable[[], str] = new_temp_gruu_token,
 ) -> RegisterOutcome:
     """Apply a REGISTER to the AoR's record (RFC 3261 §10.3 steps 5-7; spec §3.3, §3.4).
 
@@ -236,6 +324,11 @@ def apply_register(
     ``private_id`` is stored in every binding the request writes. Bindings that expired by
     ``now`` are dropped first (EXPIRED changes). Raises :class:`RegisterError` for a request
     the registrar refuses; the stored record must then be left as it was.
+
+    ``temp_gruus``: the request asked for GRUUs (``Supported: gruu``) and the registrar can
+    index temporary ones: a binding with an instance id that has no temp-gruu token for its
+    Call-ID gets one from ``new_token`` (see the module notes). A binding keeps its token while
+    its Call-ID stays the same, whatever ``temp_gruus`` says.
     """
     to_uri = request.to.uri
     if not isinstance(to_uri, (SipUri, TelUri)):
@@ -279,6 +372,9 @@ def apply_register(
                 del bindings[contact.binding_id]
                 changes.append(BindingChange(contact.binding_id, ContactEvent.UNREGISTERED, old))
             continue
+        temp_gruu = old.temp_gruu if old is not None and old.cid == call_id else None
+        if temp_gruu is None and temp_gruus and _has_instance(contact.params):
+            temp_gruu = TempGruu(new_token(), cseq)
         new = Binding(
             uri=contact.uri,
             cid=call_id,
@@ -290,6 +386,7 @@ def apply_register(
             private_id=private_id,
             emergency_reg=contact.emergency,
             extra=() if old is None else old.extra,
+            temp_gruu=temp_gruu,
         )
         bindings[contact.binding_id] = new
         if old is None:
@@ -389,13 +486,16 @@ def _pub_gruu(aor_uri: str, binding: Binding) -> Optional[str]:
     return str(gruu)
 
 
-def contact_headers(aor: AoR, *, aor_uri: str, now: int, gruu: bool) -> list[str]:
+def contact_headers(
+    aor: AoR, *, aor_uri: str, now: int, gruu: bool, temp_gruu_domain: Optional[str] = None
+) -> list[str]:
     """The 200 OK's Contact values, one per live binding (spec §3.3 step 6).
 
-    ``<uri>;expires=<remaining>;q=<q>`` then the stored parameters, then
-    ``pub-gruu="<AoR>;gr=<instance id>"`` when ``gruu`` (the REGISTER had ``Supported: gruu``)
-    and the binding has an instance id. As in Clearwater (pjsip), q is left out when the
-    binding's priority is 0 (the contact had no q).
+    ``<uri>;expires=<remaining>;q=<q>`` then the stored parameters, then, when ``gruu`` (the
+    REGISTER had ``Supported: gruu``), ``pub-gruu="<AoR>;gr=<instance id>"`` if the binding has
+    an instance id and ``temp-gruu="<latest temp-gruu>"`` (RFC 5627 §5.1; its host
+    ``temp_gruu_domain``) if it has a temp-gruu token. As in Clearwater (pjsip), q is left out
+    when the binding's priority is 0 (the contact had no q).
     """
     out: list[str] = []
     for _, binding in aor.bindings:
@@ -412,6 +512,10 @@ def contact_headers(aor: AoR, *, aor_uri: str, now: int, gruu: bool) -> list[str
             pub_gruu = _pub_gruu(aor_uri, binding)
             if pub_gruu is not None:
                 value += ';pub-gruu="' + pub_gruu + '"'
+            if temp_gruu_domain is not None:
+                temp_gruu = temp_gruu_uri(binding, temp_gruu_domain)
+                if temp_gruu is not None:
+                    value += ';temp-gruu="' + temp_gruu + '"'
         out.append(value)
     return out
 

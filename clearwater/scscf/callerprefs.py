@@ -3,8 +3,11 @@
 The S-CSCF routes a request for a registered subscriber to the bindings of the AoR, chosen
 and ordered as follows:
 
-1. GRUU targeting (RFC 5627, public GRUUs): a Request-URI with ``gr=<instance id>`` reaches
-   only the bindings whose ``+sip.instance`` is that instance; none gives no target.
+1. GRUU targeting (RFC 5627 §5.3): a Request-URI with ``gr=<instance id>`` (a public GRUU)
+   reaches only the bindings whose ``+sip.instance`` is that instance; none gives no target.
+   A temporary GRUU (``gr`` without a value) names no instance: the caller resolves it to its
+   binding through the temp-gruu index (:mod:`.scscf_proxy`) and passes that binding alone
+   with ``gruu_resolved``; without it, a ``gr`` without a value finds no target.
 2. Caller preferences (RFC 3841 §7.2):
 
    * Feature parameters (RFC 3840 §9, RFC 3841 §8) are the parameters named after a base tag
@@ -131,12 +134,18 @@ class _Preference(NamedTuple):
 
 
 def target_bindings(
-    request: Request, bindings: Sequence[tuple[str, Binding]], *, max_forks: int = MAX_FORKS
+    request: Request,
+    bindings: Sequence[tuple[str, Binding]],
+    *,
+    max_forks: int = MAX_FORKS,
+    gruu_resolved: bool = False,
 ) -> list[tuple[str, Binding]]:
     """The ``(binding id, binding)`` pairs ``request`` is forked to, best first, at most
-    ``max_forks`` of them (see the module docstring for the rules)."""
+    ``max_forks`` of them (see the module docstring for the rules). ``gruu_resolved``: the
+    caller already narrowed ``bindings`` to those the Request-URI's GRUU names (a temp-gruu's
+    binding), so the Request-URI's ``gr`` is not looked at."""
     candidates = list(bindings)
-    instance = _gruu_instance(request)
+    instance = None if gruu_resolved else _gruu_instance(request)
     if instance is not None:
         candidates = [
             (k, b) for k, b in candidates if instance and _binding_instance(b) == instance

@@ -64,6 +64,10 @@ class ScscfConfig:
     #: Challenge every initial request whose Route has ``auto-reg`` (what the all-in-one's
     #: phone port puts on requests from phones), not only those with Proxy-Authorization.
     authenticate_auto_reg: bool = False
+    #: Reg-event NOTIFYs after a subscription's first carry partial state (RFC 3680 §5.2:
+    #: only what changed, ``version`` counted per subscription); False: full state every
+    #: time, versioned by the AoR's ``notify_cseq``, as Clearwater sent them.
+    reg_event_partial_state: bool = False
 
     @property
     def home_domain(self) -> str:

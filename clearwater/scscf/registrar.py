@@ -15,9 +15,11 @@ For each REGISTER, in order:
    (:func:`~clearwater.scscf.bindings.apply_register`: expiry, Call-ID/CSeq order, ``*``),
    the set's identities stored as its associated URIs; a rule broken is that rule's
    response (400, 404, 423, 500, 501), a store failure **500**;
-3. the set's reg-event watchers get a NOTIFY, and homestead ``dereg-user`` once the last
-   binding has gone;
-4. the 200 OK lists every binding (with ``pub-gruu`` when the UE supports GRUU), echoes Path,
+3. the temp-gruu tokens of the bindings it made or extended are indexed (RFC 5627 §3.2; no
+   store round trip when no binding holds one), the set's reg-event watchers get a NOTIFY,
+   and homestead ``dereg-user`` once the last binding has gone;
+4. the 200 OK lists every binding (with ``pub-gruu`` and ``temp-gruu`` when the UE supports
+   GRUU, RFC 5627 §5.1; temp-gruus only when the registration store can index them), echoes Path,
    gives the Service-Route ``<S-CSCF URI;lr;orig>``, ``P-Associated-URI`` for each non-barred
    identity, ``Supported: outbound`` (``Require: outbound`` when RFC 5626 applies) and the
    charging function addresses homestead gave.
@@ -31,6 +33,7 @@ import attrs
 from twisted.logger import Logger
 from typing_extensions import override
 
+from clearwater.errors import ParseError
 from clearwater.homestead.hssless import HomesteadError, RegData, ReqType
 from clearwater.scscf.bindings import (
     RegisterError,
@@ -162,6 +165,8 @@ class RegistrarTsx(SproutletTsx):
             return self.create_response(request, 504, "Registration not recorded")
         aor_id = reg_data.default_public_identity or impu
         associated = associated_uris(reg_data)
+        gruu = _supports_gruu(request)
+        temp_gruus = gruu and manager.temp_gruus is not None
 
         def change(aor: Optional[AoR], now: int) -> tuple[AoR, tuple[RegisterOutcome, Ended]]:
             outcome = apply_register(
@@ -171,9 +176,10 @@ class RegistrarTsx(SproutletTsx):
                 reg_max_expires=config.reg_max_expires,
                 private_id=private_id,
                 min_expires=config.reg_min_expires,
+                temp_gruus=temp_gruus,
             )
             new, ended = end_orphans(attrs.evolve(outcome.aor, associated_uris=associated))
-            return new, (outcome, ended)
+            return manager.count_notifies(aor, new), (outcome, ended)
 
         try:
             before, after, (outcome, ended) = await manager.update(aor_id, change)
@@ -185,10 +191,12 @@ class RegistrarTsx(SproutletTsx):
         except StoreError as e:
             _log.warn("REGISTER for {aor}: store failed: {error}", aor=aor_id, error=e)
             return self.create_response(request, 500, "Registration store unavailable")
+        if manager.temp_gruus is not None:
+            await manager.index_temp_gruus(aor_id, before, after)
         manager.notify(aor_id, AorChange(before, after, outcome.changes, ended))
         if outcome.kind is RegisterKind.DEREGISTER and before is not None and before.bindings:
             await manager.tell_homestead(aor_id, ReqType.DEREG_USER, private_id)
-        response = self._ok(request, impu, after, reg_data, outcome)
+        response = self._ok(request, impu, after, reg_data, outcome, gruu)
         third_party = self.sproutlet.third_party
         if third_party is not None:
             try:
@@ -198,13 +206,22 @@ class RegistrarTsx(SproutletTsx):
         return response
 
     def _ok(
-        self, request: Request, impu: str, aor: AoR, reg_data: RegData, outcome: RegisterOutcome
+        self,
+        request: Request,
+        impu: str,
+        aor: AoR,
+        reg_data: RegData,
+        outcome: RegisterOutcome,
+        gruu: bool,
     ) -> Response:
         response = self.create_response(request, 200)
         headers = response.headers
-        gruu = "gruu" in request.headers.parsed(SUPPORTED)
-        now = self.sproutlet.manager.now()
-        for contact in contact_headers(aor, aor_uri=impu, now=now, gruu=gruu):
+        manager = self.sproutlet.manager
+        domain = self.sproutlet.config.home_domain if manager.temp_gruus is not None else None
+        now = manager.now()
+        for contact in contact_headers(
+            aor, aor_uri=impu, now=now, gruu=gruu, temp_gruu_domain=domain
+        ):
             headers.add("Contact", contact)
         if requires_outbound(request, aor):
             headers.add("Require", "outbound")
@@ -224,6 +241,14 @@ class RegistrarTsx(SproutletTsx):
         if outcome.kind is RegisterKind.DEREGISTER:
             headers.add("Expires", "0")
         return response
+
+
+def _supports_gruu(request: Request) -> bool:
+    """``Supported: gruu`` (RFC 5627 §4.1); a malformed Supported supports nothing."""
+    try:
+        return any(tag.lower() == "gruu" for tag in request.headers.parsed(SUPPORTED))
+    except ParseError:
+        return False
 
 
 def _quoted(text: str) -> str:

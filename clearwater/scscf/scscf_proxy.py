@@ -14,6 +14,15 @@
   and ordered by RFC 3841 caller preferences and GRUU (at most :data:`MAX_FORKS`), each with
   the binding's Path as its Route set. No binding: **480**. A **430 Flow Failed** removes that
   binding (RFC 5626 §5.3). A request for another domain leaves by its Request-URI.
+- **Temporary GRUUs** (RFC 5627 §5.3; :mod:`.bindings`): a terminating request whose
+  Request-URI is a temp-gruu of a home domain (user ``tgruu.<token>.<CSeq>``, ``gr`` without
+  a value) is looked up in the temp-gruu index: an unknown token, or one the binding no longer
+  holds (its Call-ID changed) or never handed out with that CSeq, gets **404**; a token whose
+  binding has gone (de-registered, expired) **480**; otherwise the request goes to that one
+  binding (caller preferences still apply) as to the AoR's other bindings, homestead being
+  asked about the AoR as for any callee. ``P-Called-Party-ID`` is then the temp-gruu as
+  received (TS 24.229 §5.4.3.3: the Request-URI the S-CSCF got), never the AoR, which a
+  temp-gruu must not reveal (RFC 5627 §3.2).
 - In-dialog requests follow their Route set (the default).
 """
 
@@ -27,7 +36,12 @@ from twisted.logger import Logger
 from typing_extensions import override
 
 from clearwater.homestead.hssless import HomesteadError, RegData, ReqType
-from clearwater.scscf.bindings import BindingChange
+from clearwater.scscf.bindings import (
+    BindingChange,
+    holds_temp_gruu,
+    is_temp_gruu,
+    parse_temp_gruu,
+)
 from clearwater.scscf.callerprefs import target_bindings
 from clearwater.scscf.config import MAX_FORKS, ScscfConfig
 from clearwater.scscf.identities import public_id
@@ -38,7 +52,8 @@ from clearwater.sip import Request, Response, SipUri, TelUri, Uri, parse_uri
 from clearwater.sip.headers import P_ASSERTED_IDENTITY, P_SERVED_USER
 from clearwater.sip.sproutlet import Sproutlet, SproutletTsx, SproutletTsxHelper
 from clearwater.stores.interfaces import StoreError
-from clearwater.stores.records import AoR
+from clearwater.stores.records import AoR, Binding
+from clearwater.stores.typed import TempGruuTarget
 
 __all__ = ["ScscfProxySproutlet", "ScscfProxyTsx", "served_user"]
 
@@ -140,25 +155,76 @@ class ScscfProxyTsx(SproutletTsx):
         if not self.sproutlet.is_local_user(target) or "Route" in request.headers:
             self.send_request(request)  # not ours to terminate: on by Route / Request-URI
             return
+        if is_temp_gruu(target):
+            await self._temp_gruu(request)
+            return
         assert isinstance(target, (SipUri, TelUri))
         impu = public_id(target)
         reg_data = await self._assign(request, impu, not_found=404)
         if reg_data is None:
             return
         self.aor_id = reg_data.default_public_identity or impu
+        bindings = await self._bindings(request)
+        if bindings is None:
+            return
+        targets = target_bindings(request, bindings, max_forks=MAX_FORKS)
+        self._fork(request, targets, "<" + impu + ">")
+
+    async def _temp_gruu(self, request: Request) -> None:
+        """A temp-gruu Request-URI (see the module notes)."""
+        parsed = parse_temp_gruu(request.uri)
+        indexed: Optional[TempGruuTarget] = None
+        index = self.sproutlet.manager.temp_gruus
+        if parsed is not None and index is not None:
+            try:
+                indexed = await index.get_target(parsed[0])
+            except StoreError as e:
+                _log.warn("temp-gruu lookup failed: {error}", error=e)
+                self.send_response(
+                    self.create_response(request, 504, "Registration store unavailable")
+                )
+                return
+        if parsed is None or indexed is None:
+            self.send_response(self.create_response(request, 404, "Unknown GRUU"))
+            return
+        token, cseq = parsed
+        if await self._assign(request, indexed.aor_id, not_found=404) is None:
+            return
+        self.aor_id = indexed.aor_id
+        bindings = await self._bindings(request)
+        if bindings is None:
+            return
+        binding = dict(bindings).get(indexed.binding_id)
+        if binding is None:
+            self.send_response(self.create_response(request, 480))  # RFC 5627 §5.3
+            return
+        if not holds_temp_gruu(binding, token, cseq):
+            self.send_response(self.create_response(request, 404, "Unknown GRUU"))
+            return
+        targets = target_bindings(
+            request, ((indexed.binding_id, binding),), max_forks=MAX_FORKS, gruu_resolved=True
+        )
+        self._fork(request, targets, "<" + str(request.uri) + ">")
+
+    async def _bindings(self, request: Request) -> Optional[tuple[tuple[str, Binding], ...]]:
+        """The live bindings of :attr:`aor_id`; None (and a 504 sent) when the store fails."""
         try:
             aor, _ = await self.sproutlet.manager.registrations.get_aor(self.aor_id)
         except StoreError as e:
             _log.warn("call to {aor}: store failed: {error}", aor=self.aor_id, error=e)
             self.send_response(self.create_response(request, 504, "Registration store unavailable"))
-            return
+            return None
         now = self.sproutlet.manager.now()
-        bindings = () if aor is None else aor.without_expired(now).bindings
-        targets = target_bindings(request, bindings, max_forks=MAX_FORKS)
+        return () if aor is None else aor.without_expired(now).bindings
+
+    def _fork(
+        self, request: Request, targets: list[tuple[str, Binding]], called_party: str
+    ) -> None:
+        """Fork to ``targets`` (480 when there is none), each with its Path as Route set."""
         if not targets:
             self.send_response(self.create_response(request, 480))
             return
-        request.headers.set("P-Called-Party-ID", "<" + impu + ">")
+        request.headers.set("P-Called-Party-ID", called_party)
         for binding_id, binding in targets:
             fork = self.clone_request(request)
             fork.uri = parse_uri(binding.uri)
@@ -198,7 +264,8 @@ class ScscfProxyTsx(SproutletTsx):
                 if k == binding_id
             )
             kept = tuple((k, b) for k, b in aor.bindings if k != binding_id)
-            return attrs.evolve(aor, bindings=kept), gone
+            new = attrs.evolve(aor, bindings=kept)
+            return (manager.count_notifies(aor, new) if gone else new), gone
 
         async def remove() -> None:
             before, after, gone = await manager.update(aor_id, change)

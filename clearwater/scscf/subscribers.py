@@ -12,9 +12,28 @@ registration set) under the store's CAS, retried from the read when another writ
   ``reg:<aor>``) is set for the earliest binding or subscription expiry, or deleted when the
   record is empty; when it pops, expired bindings and subscriptions are dropped, their
   watchers told, and homestead told ``dereg-timeout`` if no binding is left (§3.5);
-- every reg-event subscription of the AoR gets a NOTIFY with the full state
-  (``application/reginfo+xml``, RFC 3680 §5; version = the record's ``notify_cseq``), and
-  a subscription that ended gets its last one with ``Subscription-State: terminated``.
+- every reg-event subscription of the AoR gets a NOTIFY (``application/reginfo+xml``,
+  RFC 3680 §5; CSeq = the record's ``notify_cseq``), and a subscription that ended gets its
+  last one with ``Subscription-State: terminated``.
+
+What a NOTIFY carries depends on ``ScscfConfig.reg_event_partial_state``:
+
+- off (Clearwater's way): the full state every time, ``version`` = the record's
+  ``notify_cseq`` (so a subscription sees it grow, with gaps);
+- on (RFC 3680 §5.2, §6): a subscription's first NOTIFY, the one after each refresh, and any
+  after a change of the identity set carry the full state; every other carries
+  ``state="partial"`` with only the contacts that changed (no ``<registration>`` at all when
+  none did). ``version`` counts the NOTIFYs of each subscription: 0 for the first, then one
+  more for each, kept in the subscription's record (``Subscription.version``) and counted in
+  the same CAS write as the change the NOTIFY reports (:meth:`SubscriberManager.count_notifies`),
+  so a watcher that sees a gap knows it missed one and re-subscribes for the full state. A
+  subscription stored without a count (made while the switch was off) next gets the full
+  state with version = the record's new ``notify_cseq``, above any version it saw before.
+
+Temporary GRUUs (:mod:`clearwater.scscf.bindings`) are indexed here too:
+:meth:`SubscriberManager.index_temp_gruus` writes the token -> binding records of the
+registration store's :class:`~clearwater.stores.typed.TempGruuStore` after a REGISTER created or
+extended bindings that hold one.
 
 NOTIFYs are sent with the proxy's :meth:`~clearwater.sip.sproutlet.SproutletProxy.originate`
 (any ``Sender``) and not waited for: a watcher that does not answer loses nothing but its
@@ -27,13 +46,13 @@ import hashlib
 from typing import Any, Callable, Optional, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from clearwater.homestead.hssless import HomesteadError, RegData, ReqType
-from clearwater.scscf.bindings import BindingChange, remove_bindings
+from clearwater.scscf.bindings import BindingChange, remove_bindings, temp_gruu_uri
 from clearwater.scscf.config import ScscfConfig
 from clearwater.scscf.hss import Homestead
 from clearwater.scscf.reginfo import (
@@ -48,6 +67,7 @@ from clearwater.sip import Request, Response
 from clearwater.sip._message import Headers
 from clearwater.stores.interfaces import DataContentionError, IRegistrationStore, ITimerService
 from clearwater.stores.records import AoR, AssociatedUri, Binding, Subscription
+from clearwater.stores.typed import RegistrationStore, TempGruuStore, TempGruuTarget
 
 __all__ = [
     "MAX_CAS_ATTEMPTS",
@@ -118,7 +138,11 @@ def _timer_id(aor_id: str) -> str:
 
 
 class SubscriberManager:
-    """Registration state of the S-CSCF's subscribers (see the module notes)."""
+    """Registration state of the S-CSCF's subscribers (see the module notes).
+
+    ``temp_gruus`` is the temporary GRUU index; by default the one of ``registrations`` when
+    that is a :class:`~clearwater.stores.typed.RegistrationStore`. None: no index, so the
+    registrar hands out no temp-gruus."""
 
     def __init__(
         self,
@@ -128,10 +152,15 @@ class SubscriberManager:
         timers: ITimerService,
         clock: IReactorTime,
         send: Sender,
+        *,
+        temp_gruus: Optional[TempGruuStore] = None,
     ) -> None:
         self.config = config
         self.homestead = homestead
         self.registrations = registrations
+        if temp_gruus is None and isinstance(registrations, RegistrationStore):
+            temp_gruus = registrations.temp_gruus
+        self.temp_gruus = temp_gruus
         self.timers = timers
         self.clock = clock
         self.send = send
@@ -206,13 +235,13 @@ class SubscriberManager:
         timed_out = tuple((tag, s) for tag, s in stored.subscriptions if s.expires <= now)
 
         def change(aor: Optional[AoR], now: int) -> tuple[AoR, Ended]:
-            return end_orphans(aor or AoR())
+            new, ended = end_orphans(aor or AoR())
+            return self.count_notifies(aor, new), ended
 
-        _, after, orphans = await self.update(aor_id, change)
-        result = AorChange(stored, after, expired, timed_out, reason="timeout")
-        self.notify(aor_id, result)
+        before, after, orphans = await self.update(aor_id, change)
+        self.notify(aor_id, AorChange(before, after, expired, timed_out, reason="timeout"))
         if orphans:
-            self.notify(aor_id, AorChange(after, after, (), orphans))
+            self.notify(aor_id, AorChange(before, after, expired, orphans))
         if stored.bindings and not after.bindings:
             private_id = stored.bindings[0][1].private_id or None
             await self.tell_homestead(aor_id, ReqType.DEREG_TIMEOUT, private_id)
@@ -234,9 +263,9 @@ class SubscriberManager:
         ) -> tuple[AoR, tuple[tuple[BindingChange, ...], Ended]]:
             if aor is None:
                 return AoR(), ((), ())
-            aor, changes = remove_bindings(aor, private_id=private_id, event=event)
-            aor, ended = end_orphans(aor)
-            return aor, (changes, ended)
+            new, changes = remove_bindings(aor, private_id=private_id, event=event)
+            new, ended = end_orphans(new)
+            return self.count_notifies(aor, new), (changes, ended)
 
         before, after, (changes, ended) = await self.update(aor_id, change)
         result = AorChange(before, after, changes, ended)
@@ -255,7 +284,10 @@ class SubscriberManager:
         def change(aor: Optional[AoR], now: int) -> tuple[AoR, None]:
             if aor is None or not (aor.bindings or aor.subscriptions):
                 raise _NoRecordError()
-            return attrs.evolve(aor, associated_uris=uris), None
+            new = attrs.evolve(aor, associated_uris=uris)
+            if uris != aor.associated_uris:  # then the watchers are told
+                new = self.count_notifies(aor, new)
+            return new, None
 
         try:
             before, after, _ = await self.update(aor_id, change)
@@ -285,33 +317,80 @@ class SubscriberManager:
 
     # ---- NOTIFYs
 
+    def next_version(self, subscription: Subscription, notify_cseq: int) -> Optional[int]:
+        """With partial state on, the ``version`` of the next NOTIFY to ``subscription`` when
+        it goes with the AoR write numbered ``notify_cseq``: one more than its last, or
+        ``notify_cseq`` when it has no count yet (module notes); None with partial state off."""
+        if not self.config.reg_event_partial_state:
+            return None
+        if subscription.version is None:
+            return notify_cseq
+        return subscription.version + 1
+
+    def count_notifies(self, before: Optional[AoR], after: AoR) -> AoR:
+        """``after`` with the NOTIFY that is to report this change counted in the version of
+        each subscription it goes to: those in both ``before`` and ``after``. For the
+        ``change`` functions of :meth:`update` whose result :meth:`notify` reports. With partial
+        state off, ``after`` without any count (as Clearwater's records are)."""
+        if before is None or not after.subscriptions:
+            return after
+        known = {tag for tag, _ in before.subscriptions}
+        if not self.config.reg_event_partial_state:
+            if all(s.version is None for _, s in after.subscriptions):
+                return after
+            # Counted while the switch was on: drop the count, as Clearwater's records are.
+            counted = tuple(
+                (tag, attrs.evolve(s, version=None) if tag in known else s)
+                for tag, s in after.subscriptions
+            )
+            return attrs.evolve(after, subscriptions=counted)
+        cseq = before.notify_cseq + 1  # the notify_cseq update() gives this write
+        counted = tuple(
+            (tag, attrs.evolve(s, version=self.next_version(s, cseq))) if tag in known else (tag, s)
+            for tag, s in after.subscriptions
+        )
+        return attrs.evolve(after, subscriptions=counted)
+
     def notify(self, aor_id: str, change: AorChange) -> None:
         """Send every watcher of the AoR its NOTIFY for ``change`` (module notes)."""
         after = change.after
-        now = self.now()
         if not after.subscriptions and not change.ended:
             return
-        body = self.reginfo(change, now)
+        now = self.now()
         known = {tag for tag, _ in change.before.subscriptions} if change.before else None
+        documents = _Documents(self, change, now)
+        previous = dict(change.before.subscriptions) if change.before else {}
         for tag, subscription in after.subscriptions:
             if known is not None and tag not in known:
                 continue  # new: its first NOTIFY goes after its 200 (the subscription sproutlet)
             state = "active;expires=" + str(max(0, subscription.expires - now))
+            old = previous.get(tag)
+            full = old is None or old.version is None
+            body = documents.get(subscription.version, full)
             self.send_notify(aor_id, tag, subscription, body, state, after.notify_cseq)
         for tag, subscription in change.ended:
             state = "terminated;reason=" + change.reason
+            version = self.next_version(subscription, after.notify_cseq)
+            body = documents.get(version, subscription.version is None)
             self.send_notify(aor_id, tag, subscription, body, state, after.notify_cseq)
 
-    def reginfo(self, change: AorChange, now: int) -> bytes:
-        """The full-state reginfo document after ``change`` (spec §3.7): a registration per
-        non-barred identity of the set, each listing every binding (live, or ended by this
-        change) with its event and, for outbound contacts, its public GRUU (RFC 5628)."""
+    def reginfo(
+        self, change: AorChange, now: int, *, version: Optional[int] = None, partial: bool = False
+    ) -> bytes:
+        """The reginfo document after ``change`` (spec §3.7), ``version`` (default: the
+        record's ``notify_cseq``). Full state: a registration per non-barred identity of the
+        set, each listing every binding (live, or ended by this change) with its event and its
+        GRUUs (RFC 5628: the public GRUU; the latest temp-gruu of a live binding that has one).
+        ``partial`` (RFC 3680 §5.2): only the bindings ``change`` changed, and no registration
+        at all when it changed none."""
         after = change.after
         events = {c.binding_id: c for c in change.changes}
         live = {binding_id for binding_id, _ in after.bindings}
         shown: list[tuple[str, Binding, str, ContactEvent]] = []
         for binding_id, binding in after.bindings:
             event = events.get(binding_id)
+            if partial and event is None:
+                continue
             kind = event.event if event is not None else ContactEvent.REGISTERED
             shown.append((binding_id, binding, "active", kind))
         for binding_id, c in events.items():
@@ -320,16 +399,23 @@ class SubscriberManager:
         identities = [u.uri for u in after.associated_uris if not u.barring]
         if not identities and change.before is not None:
             identities = [u.uri for u in change.before.associated_uris if not u.barring]
+        if partial and not shown:
+            identities = []
+        domain = self.config.home_domain
         registrations = tuple(
             RegistrationInfo(
                 aor=impu,
                 id=_registration_id(impu),
                 state="active" if after.bindings else "terminated",
-                contacts=tuple(_contact(impu, *row, now) for row in shown),
+                contacts=tuple(_contact(impu, *row, now, domain) for row in shown),
             )
             for impu in identities
         )
-        info = Reginfo(version=after.notify_cseq, state="full", registrations=registrations)
+        info = Reginfo(
+            version=after.notify_cseq if version is None else version,
+            state="partial" if partial else "full",
+            registrations=registrations,
+        )
         return build_reginfo(info)
 
     def notify_request(
@@ -390,6 +476,39 @@ class SubscriberManager:
             _log_failure, "subscription " + tag + " not removed"
         )
 
+    # ---- temporary GRUUs
+
+    async def index_temp_gruus(self, aor_id: str, before: Optional[AoR], after: AoR) -> None:
+        """Index the temp-gruu token of every binding of ``after`` that got one or had its
+        expiry changed since ``before`` (:class:`~clearwater.stores.typed.TempGruuStore`, living
+        as long as the binding). Nothing to do, and no store round trip, when no binding holds a
+        token. A failure is logged: the binding's temp-gruus then find nothing (404) until a
+        refresh writes the record again."""
+        index = self.temp_gruus
+        if index is None:
+            return
+        old = dict(before.bindings) if before is not None else {}
+        now = self.now()
+        writes: list[Deferred[None]] = []
+        for binding_id, binding in after.bindings:
+            temp = binding.temp_gruu
+            if temp is None:
+                continue
+            previous = old.get(binding_id)
+            if (
+                previous is not None
+                and previous.temp_gruu == temp
+                and previous.expires == binding.expires
+            ):
+                continue
+            new = previous is None or previous.temp_gruu is None or previous.temp_gruu != temp
+            target = TempGruuTarget(aor_id, binding_id)
+            writes.append(index.set_target(temp.token, target, binding.expires, now, new=new))
+        if not writes:
+            return
+        what = "temp-gruu of " + aor_id + " not indexed"
+        await DeferredList([d.addErrback(_log_failure, what) for d in writes])
+
     # ---- homestead
 
     async def assign(
@@ -414,10 +533,46 @@ def instance_urn(binding: Binding) -> Optional[str]:
     return value.strip('"').strip("<>") or None
 
 
+class _Documents:
+    """The reginfo bodies of one :meth:`SubscriberManager.notify`, built once per (version,
+    full or partial)."""
+
+    def __init__(self, manager: SubscriberManager, change: AorChange, now: int) -> None:
+        self.manager = manager
+        self.change = change
+        self.now = now
+        self.built: dict[tuple[Optional[int], bool], bytes] = {}
+
+    def get(self, version: Optional[int], full: bool) -> bytes:
+        """Full state, version ``notify_cseq``, whatever is asked with partial state off."""
+        if not self.manager.config.reg_event_partial_state:
+            version, full = None, True
+        partial = not full
+        if partial:
+            change = self.change
+            if change.before is not None and (
+                change.before.associated_uris != change.after.associated_uris
+            ):
+                partial = False  # the identity set changed: full state (module notes)
+        key = (version, partial)
+        body = self.built.get(key)
+        if body is None:
+            body = self.manager.reginfo(self.change, self.now, version=version, partial=partial)
+            self.built[key] = body
+        return body
+
+
 def _contact(
-    impu: str, binding_id: str, binding: Binding, state: str, event: ContactEvent, now: int
+    impu: str,
+    binding_id: str,
+    binding: Binding,
+    state: str,
+    event: ContactEvent,
+    now: int,
+    domain: str,
 ) -> ContactInfo:
     urn = instance_urn(binding)
+    temp_gruu = temp_gruu_uri(binding, domain) if state == "active" else None
     unknown = tuple(
         (k, v.strip('"')) for k, v in binding.params if k not in ("+sip.instance", "reg-id")
     )
@@ -431,6 +586,9 @@ def _contact(
         callid=binding.cid,
         cseq=binding.cseq,
         pub_gruu=None if urn is None else impu + ";gr=" + urn,
+        temp_gruu=None
+        if temp_gruu is None or binding.temp_gruu is None
+        else (temp_gruu, binding.temp_gruu.first_cseq),
         unknown_params=unknown,
     )
 

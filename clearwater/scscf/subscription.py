@@ -14,8 +14,13 @@ a reg-event dialog it created); anything else goes on to the next stage (``scscf
   being the SUBSCRIBE's Record-Route (RFC 3261 §12.1.1);
 - the 200 OK carries ``Expires`` and a Contact of the S-CSCF; the first NOTIFY, with the full
   state, follows it. A refresh inside the dialog resets the expiry (an unknown dialog gets
-  **481**); ``Expires: 0`` ends the subscription with a last NOTIFY,
-  ``Subscription-State: terminated;reason=timeout``.
+  **481**) and is answered with the full state too; ``Expires: 0`` ends the subscription with
+  a last NOTIFY, full state, ``Subscription-State: terminated;reason=timeout``.
+
+With partial state on (``ScscfConfig.reg_event_partial_state``, RFC 3680 §5.2) these NOTIFYs
+count in the subscription's version (:mod:`.subscribers`): 0 for a new subscription's first
+(and for the only one of a fetch, a SUBSCRIBE with ``Expires: 0`` outside a dialog), one more
+than the last for a refresh's or an unsubscribe's.
 """
 
 from __future__ import annotations
@@ -160,6 +165,10 @@ class SubscriptionTsx(SproutletTsx):
             if expires == 0:
                 subscriptions.pop(tag, None)
             else:
+                if old is None:
+                    version = 0 if config.reg_event_partial_state else None
+                else:
+                    version = manager.next_version(old, aor.notify_cseq + 1)
                 subscriptions[tag] = Subscription(
                     req_uri=str(contact.uri),
                     from_uri=str(request.from_.uri),
@@ -171,6 +180,7 @@ class SubscriptionTsx(SproutletTsx):
                     if old is None
                     else old.routes,
                     expires=now + expires,
+                    version=version,
                 )
             return attrs.evolve(aor, subscriptions=tuple(subscriptions.items())), old
 
@@ -183,6 +193,7 @@ class SubscriptionTsx(SproutletTsx):
         response.headers.add("Contact", "<" + config.scscf_uri + ">")
         ended: tuple[tuple[str, Subscription], ...] = ()
         if expires == 0:
+            # A fetch's only NOTIFY is its first: version 0, as next_version(-1) gives it.
             last = old or Subscription(
                 req_uri=str(contact.uri),
                 from_uri=str(request.from_.uri),
@@ -191,21 +202,26 @@ class SubscriptionTsx(SproutletTsx):
                 to_tag=tag,
                 cid=request.call_id,
                 routes=tuple(str(r) for r in request.headers.parsed(RECORD_ROUTE)),
+                version=-1 if config.reg_event_partial_state else None,
             )
             ended = ((tag, last),)
         return response, AorChange(before, after, (), ended, reason="timeout"), aor_id, tag
 
     def _first_notify(self, aor_id: str, tag: str, change: AorChange) -> None:
-        """The NOTIFY that follows the 200 (RFC 6665 §4.2.1.2): full state to this watcher."""
+        """The NOTIFY that follows the 200 (RFC 6665 §4.2.1.2): full state to this watcher;
+        its version as the module notes say (the record's ``notify_cseq`` with partial state
+        off)."""
         manager = self.sproutlet.manager
         now = manager.now()
-        body = manager.reginfo(change, now)
         cseq = change.after.notify_cseq
         for t, subscription in change.ended:
+            version = manager.next_version(subscription, cseq)
+            body = manager.reginfo(change, now, version=version)
             manager.send_notify(aor_id, t, subscription, body, "terminated;reason=timeout", cseq)
         for t, subscription in change.after.subscriptions:
             if t == tag:
                 state = "active;expires=" + str(max(0, subscription.expires - now))
+                body = manager.reginfo(change, now, version=subscription.version)
                 manager.send_notify(aor_id, t, subscription, body, state, cseq)
 
 

@@ -3,7 +3,10 @@
 Registration and challenge records are written as the JSON Clearwater's sprout wrote to
 memcached (``reg\\\\<impu>``: clearwater-s4 ``aor.cpp``; ``impi\\\\<impi>``: sprout
 ``impistore.cpp``), so a record read from a store Clearwater used parses, and one we write
-reads back there. Unknown JSON members are kept (``extra``) and written back unchanged.
+reads back there. Unknown JSON members are kept (``extra``) and written back unchanged. Two
+members are ours, written only when in use (so a record without them is Clearwater's, and an
+older one without them still loads): a binding's ``temp_gruu`` (RFC 5627 temporary GRUUs) and
+a subscription's ``reginfo_version`` (RFC 3680 partial state).
 
 Subscriber records model homestead-prov's provisioning data (spec §6.6, §1.4
 ``homestead_provisioning``): private identities with their credentials, implicit
@@ -38,6 +41,7 @@ __all__ = [
     "RegistrationState",
     "ServiceProfile",
     "Subscription",
+    "TempGruu",
     "challenges_from_json",
     "challenges_to_json",
     "dumps",
@@ -84,12 +88,40 @@ def _extra(obj: Mapping[str, Any], known: tuple[str, ...]) -> tuple[tuple[str, A
 
 
 _BINDING_KEYS = ("uri", "cid", "cseq", "expires", "priority", "params", "path_headers",
-                 "private_id", "emergency_reg")  # fmt: skip
+                 "private_id", "emergency_reg", "temp_gruu")  # fmt: skip
+
+
+@attrs.frozen
+class TempGruu:
+    """A binding's temporary GRUUs (RFC 5627 §3.2; :mod:`clearwater.scscf.bindings`): the
+    random ``token`` they are built on and the CSeq of the REGISTER that created it.
+
+    Not in Clearwater's records (it had no temp-gruu): a binding holding one is written with a
+    ``"temp_gruu": {"token": ..., "first_cseq": ...}`` member, which Clearwater would keep as
+    an unknown one; a binding without one is written exactly as Clearwater wrote it.
+    """
+
+    token: str
+    first_cseq: int
+
+    def to_json(self) -> JsonObject:
+        return {"token": self.token, "first_cseq": self.first_cseq}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> TempGruu:
+        what = "binding temp_gruu"
+        if not isinstance(obj, dict):
+            raise ParseError("Bad " + what)
+        token = _get(obj, "token", str, what, "")
+        if not token:
+            raise ParseError("Bad " + what + ": token")
+        return cls(token=token, first_cseq=_get(obj, "first_cseq", int, what, 0))
 
 
 @attrs.frozen
 class Binding:
-    """One registered contact of an AoR (spec §3.4 ``bindings``)."""
+    """One registered contact of an AoR (spec §3.4 ``bindings``). ``temp_gruu`` is ours
+    (:class:`TempGruu`), None for a binding without temporary GRUUs."""
 
     uri: str
     cid: str
@@ -101,6 +133,7 @@ class Binding:
     private_id: str = ""
     emergency_reg: bool = False
     extra: tuple[tuple[str, Any], ...] = ()
+    temp_gruu: Optional[TempGruu] = None
 
     def to_json(self) -> JsonObject:
         out: JsonObject = {
@@ -114,6 +147,8 @@ class Binding:
             "private_id": self.private_id,
             "emergency_reg": self.emergency_reg,
         }
+        if self.temp_gruu is not None:
+            out["temp_gruu"] = self.temp_gruu.to_json()
         out.update(self.extra)
         return out
 
@@ -128,6 +163,7 @@ class Binding:
             isinstance(p, str) for p in paths
         ):
             raise ParseError("Bad binding: params or path_headers")
+        temp_gruu = obj.get("temp_gruu")
         return cls(
             uri=_get(obj, "uri", str, what, ""),
             cid=_get(obj, "cid", str, what, ""),
@@ -139,16 +175,23 @@ class Binding:
             private_id=_get(obj, "private_id", str, what, ""),
             emergency_reg=_get(obj, "emergency_reg", bool, what, False),
             extra=_extra(obj, _BINDING_KEYS),
+            temp_gruu=None if temp_gruu is None else TempGruu.from_json(temp_gruu),
         )
 
 
 _SUBSCRIPTION_KEYS = ("req_uri", "from_uri", "from_tag", "to_uri", "to_tag", "cid", "routes",
-                      "expires")  # fmt: skip
+                      "expires", "reginfo_version")  # fmt: skip
 
 
 @attrs.frozen
 class Subscription:
-    """One reg-event subscription to an AoR (spec §3.4 ``subscriptions``, RFC 3680)."""
+    """One reg-event subscription to an AoR (spec §3.4 ``subscriptions``, RFC 3680).
+
+    ``version`` is ours (Clearwater sent full state only, versioned by the AoR's
+    ``notify_cseq``): the ``version`` of the last reginfo document sent to this subscription
+    when partial state is on (RFC 3680 §5.2), as JSON member ``reginfo_version``; None, and
+    no member, otherwise.
+    """
 
     req_uri: str
     from_uri: str
@@ -159,6 +202,7 @@ class Subscription:
     routes: tuple[str, ...] = ()
     expires: int = 0  # epoch seconds
     extra: tuple[tuple[str, Any], ...] = ()
+    version: Optional[int] = None
 
     def to_json(self) -> JsonObject:
         out: JsonObject = {
@@ -171,6 +215,8 @@ class Subscription:
             "routes": list(self.routes),
             "expires": self.expires,
         }
+        if self.version is not None:
+            out["reginfo_version"] = self.version
         out.update(self.extra)
         return out
 
@@ -192,6 +238,7 @@ class Subscription:
             routes=tuple(routes),
             expires=_get(obj, "expires", int, what, 0),
             extra=_extra(obj, _SUBSCRIPTION_KEYS),
+            version=_get(obj, "reginfo_version", int, what),
         )
 
 

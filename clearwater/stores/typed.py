@@ -18,6 +18,12 @@ this writer read, which the CAS write cannot: deleting loses a race like any oth
 Reads treat a tombstone or a record that does not parse as absent (a corrupt record is logged),
 as Clearwater does, but keep its CAS token: a writer that read it replaces it with that token,
 where a CAS of 0 would keep losing until the bad record expired.
+
+The temporary GRUU index (RFC 5627 §3.2; ours, Clearwater had no temp-gruu) lives beside the
+AoRs in the same store, table ``tgruu``: key the random token of a binding's temporary GRUUs
+(:class:`~clearwater.stores.records.TempGruu`), value ``{"aor": <AoR id>, "binding": <binding
+id>}``, living as long as the binding (rewritten when a refresh extends it, left to expire when
+the binding goes). It is what routes a temp-gruu, which must not name its AoR, to its binding.
 """
 
 from __future__ import annotations
@@ -25,21 +31,30 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from twisted.internet.defer import Deferred
+import attrs
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from clearwater.errors import ParseError
 from clearwater.stores import records
-from clearwater.stores.interfaces import ICasStore, IChallengeStore, IRegistrationStore
+from clearwater.stores.interfaces import (
+    DataContentionError,
+    ICasStore,
+    IChallengeStore,
+    IRegistrationStore,
+)
 from clearwater.stores.records import AoR, Challenge
 
 __all__ = [
     "AOR_LINGER",
     "CHALLENGE_TABLE",
     "REGISTRATION_TABLE",
+    "TEMP_GRUU_TABLE",
     "ChallengeStore",
     "RegistrationStore",
+    "TempGruuStore",
+    "TempGruuTarget",
     "ttl_until",
 ]
 
@@ -49,6 +64,10 @@ log = Logger()
 REGISTRATION_TABLE = "reg"
 #: Table of IMPI (challenge) records (spec §1.4).
 CHALLENGE_TABLE = "impi"
+#: Table of the temporary GRUU index (ours: token -> AoR and binding).
+TEMP_GRUU_TABLE = "tgruu"
+#: Read-then-write attempts of an index record before a contended write gives up.
+_INDEX_ATTEMPTS = 3
 #: Seconds an AoR outlives its latest binding or subscription (spec §3.4).
 AOR_LINGER = 10
 #: What a record with nothing left in it is replaced by, and how long that lives.
@@ -77,13 +96,85 @@ def _write(
     return cas_store.set_data(table, key, data, cas, ttl)
 
 
-@implementer(IRegistrationStore)
-class RegistrationStore:
-    """:class:`IRegistrationStore` over ``cas_store``'s ``reg`` table (see the module notes on
-    lifetimes, tombstones and corrupt records)."""
+@attrs.frozen
+class TempGruuTarget:
+    """Where a temporary GRUU token leads: the AoR (its default IMPU) and the binding id."""
+
+    aor_id: str
+    binding_id: str
+
+
+class TempGruuStore:
+    """The temporary GRUU index over ``cas_store``'s ``tgruu`` table (see the module notes).
+
+    Tokens are URL-safe random strings, so they are valid keys for every back end."""
 
     def __init__(self, cas_store: ICasStore) -> None:
         self._cas = cas_store
+
+    def get_target(self, token: str) -> Deferred[Optional[TempGruuTarget]]:
+        """The binding ``token`` leads to; None when the token is unknown (never written, or
+        expired), or its record is corrupt (logged)."""
+
+        def parse(result: tuple[Optional[bytes], int]) -> Optional[TempGruuTarget]:
+            data, _ = result
+            if not data:
+                return None
+            try:
+                obj = records.loads(data, "temp-gruu index")
+                aor_id, binding_id = obj.get("aor"), obj.get("binding")
+                if not isinstance(aor_id, str) or not isinstance(binding_id, str) or not aor_id:
+                    raise ParseError("Bad temp-gruu index record: aor or binding")
+            except (ParseError, RecursionError) as e:
+                log.warn(
+                    "Ignoring corrupt temp-gruu index record {token}: {reason}",
+                    token=token,
+                    reason=_reason(e),
+                )
+                return None
+            return TempGruuTarget(aor_id, binding_id)
+
+        return self._cas.get_data(TEMP_GRUU_TABLE, token).addCallback(parse)
+
+    def set_target(
+        self, token: str, target: TempGruuTarget, expires: float, now: float, *, new: bool = False
+    ) -> Deferred[None]:
+        """Index ``token`` to ``target`` until ``expires`` (epoch s; nothing is written when
+        that has passed). ``new``: the token was just made, so the record is written without
+        reading it first (one round trip); otherwise it is read for its CAS and overwritten,
+        re-read on a lost race (DataContentionError after a few attempts)."""
+        ttl = ttl_until(expires, now)
+        if ttl <= 0:
+            return succeed(None)
+        data = records.dumps({"aor": target.aor_id, "binding": target.binding_id})
+        return Deferred.fromCoroutine(self._put(token, data, ttl, new))
+
+    async def _put(self, token: str, data: bytes, ttl: int, new: bool) -> None:
+        if new:
+            try:
+                await self._cas.set_data(TEMP_GRUU_TABLE, token, data, 0, ttl)
+                return
+            except DataContentionError:
+                pass  # somehow there already: overwrite it below
+        for _ in range(_INDEX_ATTEMPTS):
+            _, cas = await self._cas.get_data(TEMP_GRUU_TABLE, token)
+            try:
+                await self._cas.set_data(TEMP_GRUU_TABLE, token, data, cas, ttl)
+                return
+            except DataContentionError:
+                continue
+        raise DataContentionError("temp-gruu index record kept changing")
+
+
+@implementer(IRegistrationStore)
+class RegistrationStore:
+    """:class:`IRegistrationStore` over ``cas_store``'s ``reg`` table (see the module notes on
+    lifetimes, tombstones and corrupt records). ``temp_gruus`` is the temporary GRUU index
+    over the same store."""
+
+    def __init__(self, cas_store: ICasStore) -> None:
+        self._cas = cas_store
+        self.temp_gruus = TempGruuStore(cas_store)
 
     def get_aor(self, aor_id: str) -> Deferred[tuple[Optional[AoR], int]]:
         def parse(result: tuple[Optional[bytes], int]) -> tuple[Optional[AoR], int]:

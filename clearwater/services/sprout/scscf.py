@@ -70,6 +70,7 @@ def scscf_config(config: SproutConfig) -> ScscfConfig:
         digest_algorithms=config.digest_algorithms,
         local_hosts=tuple(local),
         reg_min_expires=config.reg_min_expires,
+        reg_event_partial_state=config.reg_event_partial_state,
     )
 
 

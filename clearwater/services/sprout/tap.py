@@ -160,6 +160,7 @@ class SproutConfig:
     impi_store: StoreUrl = _MEMORY
     subscriber_store: StoreUrl = _MEMORY
     subscriber_cache_ttl: int = 10  # seconds; 0: no cache
+    reg_event_partial_state: bool = False
     authentication: bool = True
     nonce_count_supported: bool = False
     non_register_authentication: frozenset[NonRegisterAuthentication] = frozenset()
@@ -332,6 +333,14 @@ SUBSCRIBER_CACHE_TTL = Setting(
     "Seconds the in-process homestead reuses subscriber data read from a SQLite or Redis "
     "store (changes made through another process are seen within it); 0: no cache",
 )
+REG_EVENT_PARTIAL_STATE = Setting(
+    "reg-event-partial-state",
+    "reg_event_partial_state",
+    yes_no,
+    "N",
+    "Y: reg-event NOTIFYs after a subscription's first carry only what changed (RFC 3680 "
+    "partial state); N: full state every time, as Clearwater",
+)
 AUTHENTICATION = Setting(
     "authentication", "authentication", yes_no, "Y", "Authenticate REGISTERs (Y/N)"
 )
@@ -427,6 +436,7 @@ class SproutOptions(ConfigOptions):
         RECORD_ROUTING_MODEL,
         REG_MAX_EXPIRES,
         SUB_MAX_EXPIRES,
+        REG_EVENT_PARTIAL_STATE,
         REG_MIN_EXPIRES,
         HS_HOSTNAME,
         HOMESTEAD_TIMEOUT,
@@ -485,6 +495,7 @@ class SproutOptions(ConfigOptions):
             impi_store=self.setting_value(IMPI_STORE) or registration_store,
             subscriber_store=self.value_or_derived(SUBSCRIBER_STORE, default_store()),
             subscriber_cache_ttl=self.required_value(SUBSCRIBER_CACHE_TTL),
+            reg_event_partial_state=self.required_value(REG_EVENT_PARTIAL_STATE),
             authentication=self.required_value(AUTHENTICATION),
             nonce_count_supported=self.required_value(NONCE_COUNT_SUPPORTED),
             non_register_authentication=self.required_value(NON_REGISTER_AUTHENTICATION),

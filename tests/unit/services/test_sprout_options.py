@@ -77,6 +77,7 @@ def test_defaults() -> None:
         "digest_algorithms": ("MD5",),
         "reg_min_expires": 0,
         "subscriber_cache_ttl": 10,
+        "reg_event_partial_state": False,
     }
 
 
