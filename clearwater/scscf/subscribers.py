@@ -356,6 +356,8 @@ class SubscriberManager:
         after = change.after
         if not after.subscriptions and not change.ended:
             return
+        if change.before is not None and change.before.notify_cseq == after.notify_cseq:
+            return  # nothing written (a fetch): the watchers know this state, and its CSeq
         now = self.now()
         known = {tag for tag, _ in change.before.subscriptions} if change.before else None
         documents = _Documents(self, change, now)

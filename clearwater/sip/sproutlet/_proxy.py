@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol, Union
 
-from twisted.internet.defer import Deferred, ensureDeferred, fail
+from twisted.internet.defer import Deferred, ensureDeferred, fail, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -572,7 +572,18 @@ class SproutletProxy:
         over a client transaction with a Via of ours. Fires with the final response; fails
         with RequestTimedOut, TransportError or ResolutionError. Local sproutlets are not
         consulted: the request goes on the network, without the Routes at its top that name
-        this node (a dialog's route set starts with our own Record-Route)."""
+        this node (a dialog's route set starts with our own Record-Route).
+
+        It leaves on the reactor's next turn, so that the responses of the transaction that
+        caused it go first (the 200 to a SUBSCRIBE before its first NOTIFY, RFC 6665
+        §4.2.1.2; the 200 to a REGISTER before the NOTIFYs it causes)."""
+        result: Deferred[Response] = Deferred()
+        self.reactor.callLater(
+            0, lambda: maybeDeferred(self._originate, request).chainDeferred(result)
+        )
+        return result
+
+    def _originate(self, request: Request) -> Deferred[Response]:
         while True:
             top = request.headers.first(h.ROUTE)
             if (

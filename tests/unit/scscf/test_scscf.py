@@ -134,8 +134,14 @@ class Core:
         self.result(d)
 
     def pump(self) -> None:
-        while sum(link.pump() for link in self.links) > 0:
-            pass
+        """Deliver every datagram and run what is due now (originated requests leave on the
+        reactor's next turn), until nothing moves."""
+        while True:
+            self.reactor.advance(0)
+            if sum(link.pump() for link in self.links) == 0 and not any(
+                call.getTime() <= self.reactor.seconds() for call in self.reactor.getDelayedCalls()
+            ):
+                return
 
     def run(self, seconds: float, step: float = 1.0) -> None:
         end = self.reactor.seconds() + seconds
@@ -295,6 +301,14 @@ class RegEventTests(SynchronousTestCase):
         assert response.status == 200
         assert response.headers.get("Expires") == str(core.config.max_subscription_expires)
         [notify] = self.notifies(core)
+        # RFC 6665 §4.2.1.2: the NOTIFY follows the 200 (on the wire too).
+        sent = [
+            m.method if isinstance(m, Request) else m.status
+            for listener in core.reactor.udp_listeners
+            if listener.interface == PROXY
+            for m in (parse_message(d) for d, _ in listener.written)
+        ]
+        assert sent[-2:] == [200, "NOTIFY"]
         assert notify.headers.get("Event") == "reg"
         assert (notify.headers.get("Subscription-State") or "").startswith("active;expires=")
         info = parse_reginfo(notify.body)
@@ -306,6 +320,19 @@ class RegEventTests(SynchronousTestCase):
             ContactEvent.REGISTERED,
             "sip:alice@10.0.0.2:5060",
         )
+
+    def test_a_fetch_changes_nothing_and_notifies_nobody(self) -> None:
+        core = Core()
+        assert core.register(core.alice, "alice", ALICE).status == 200
+        assert self.subscribe(core).status == 200
+        aor = "<sip:alice@" + HOME + ">"
+        fetch = core.alice.create_request("REGISTER", "sip:" + HOME, from_=aor, to=aor)
+        fetch.headers.remove("Contact")  # RFC 3261 §10.2.3: no Contact, only a query
+        assert core.result(core.alice.send(fetch)).status == 200
+        assert len(self.notifies(core)) == 1  # the first NOTIFY only: no CSeq repeated
+        assert core.register(core.alice, "alice", ALICE, expires=0).status == 200
+        cseqs = [n.cseq.seq for n in self.notifies(core)]
+        assert len(cseqs) == 2 and cseqs[0] < cseqs[1]
 
     def test_deregistration_notifies_and_ends_the_subscription(self) -> None:
         core = Core()

@@ -524,6 +524,9 @@ class MatchingTests(ProxyTestCase):
         request.headers.add("Route", "<sip:" + PROXY + ":5060;transport=udp;lr>")
         d = net.proxy.originate(request)
         net.pump()
+        assert net.sent(PROXY, to=BOB) == []  # not before the reactor's next turn
+        net.reactor.advance(0)
+        net.pump()
         assert self.successResultOf(d).status == 200
         [received] = [i.request for i in bob]
         assert received.headers.get("Route") is None
