@@ -23,6 +23,12 @@
   asked about the AoR as for any callee. ``P-Called-Party-ID`` is then the temp-gruu as
   received (TS 24.229 §5.4.3.3: the Request-URI the S-CSCF got), never the AoR, which a
   temp-gruu must not reveal (RFC 5627 §3.2).
+- **Record-Route** (spec §3.8, Clearwater's default ``pcscf`` model): the S-CSCF stays in the
+  dialog, Record-Routing with its cluster URI, ``lr`` and ``billing-role=charge-orig`` where
+  originating processing starts and ``billing-role=charge-term`` where terminating processing
+  ends (before the forks), once per transaction. (``--record-routing-model``'s other models
+  add Record-Routes around the I-CSCF and between application servers: they differ from this
+  one only once those hops exist.)
 - In-dialog requests follow their Route set (the default).
 """
 
@@ -48,7 +54,7 @@ from clearwater.scscf.identities import public_id
 from clearwater.scscf.reginfo import ContactEvent
 from clearwater.scscf.registrar import homestead_failure_status
 from clearwater.scscf.subscribers import AorChange, SubscriberManager
-from clearwater.sip import Request, Response, SipUri, TelUri, Uri, parse_uri
+from clearwater.sip import Request, Response, SipUri, TelUri, Uri, parse_sip_uri, parse_uri
 from clearwater.sip.headers import P_ASSERTED_IDENTITY, P_SERVED_USER
 from clearwater.sip.sproutlet import Sproutlet, SproutletTsx, SproutletTsxHelper
 from clearwater.stores.interfaces import StoreError
@@ -90,6 +96,8 @@ class ScscfProxySproutlet(Sproutlet):
         self.config = config
         self.manager = manager
         self.terminating_service = terminating_service
+        #: The S-CSCF's cluster URI with ``lr``: what its Record-Routes name.
+        self.record_route_uri = parse_sip_uri(config.scscf_uri).with_param("lr")
 
     @override
     def get_tsx(
@@ -111,6 +119,7 @@ class ScscfProxyTsx(SproutletTsx):
         self.sproutlet = sproutlet
         self.aor_id = ""
         self.forks: dict[int, str] = {}  # fork id -> binding id
+        self.record_routed = False
 
     @override
     async def on_rx_initial_request(self, request: Request) -> None:
@@ -138,7 +147,16 @@ class ScscfProxyTsx(SproutletTsx):
         if identity is not None and identity.barred:
             self.send_response(self.create_response(request, 403, "Served user barred"))
             return
+        self.record_route(request, "charge-orig")
         self.end_of_originating(request)
+
+    def record_route(self, request: Request, billing_role: str) -> None:
+        """Add this S-CSCF's Record-Route (module notes), unless this transaction did."""
+        if self.record_routed:
+            return
+        self.record_routed = True
+        uri = self.sproutlet.record_route_uri.with_param("billing-role", billing_role)
+        request.headers.prepend("Record-Route", "<" + str(uri) + ">")
 
     def end_of_originating(self, request: Request) -> None:
         """Route an originating request on once its (future) iFCs are done (spec §3.8): a
@@ -225,6 +243,7 @@ class ScscfProxyTsx(SproutletTsx):
             self.send_response(self.create_response(request, 480))
             return
         request.headers.set("P-Called-Party-ID", called_party)
+        self.record_route(request, "charge-term")
         for binding_id, binding in targets:
             fork = self.clone_request(request)
             fork.uri = parse_uri(binding.uri)

@@ -266,6 +266,17 @@ class CallTests(SynchronousTestCase):
         [invite] = [i.request for i in core.bob_seen if i.request.method == "INVITE"]
         assert str(invite.uri) == "sip:bob@10.0.0.3:5060"
         assert invite.headers.get_all("P-Called-Party-ID") == ["<sip:bob@example.com>"]
+        # Spec §3.8: the S-CSCF stays in the dialog, once as originating, once as terminating.
+        assert invite.headers.get_all("Record-Route") == [
+            "<" + SCSCF_URI + ";lr;billing-role=charge-term>",
+            "<" + SCSCF_URI + ";lr;billing-role=charge-orig>",
+        ]
+        # The BYE follows the route set: through the S-CSCF, which takes both its Routes.
+        assert core.result(dialog.bye()).status == 200
+        [bye] = [
+            m for m in core.written(PROXY, BOB) if isinstance(m, Request) and m.method == "BYE"
+        ]
+        assert bye.headers.get_all("Route") == []
 
     def test_call_to_unregistered_user_is_480(self) -> None:
         core = Core()
