@@ -25,6 +25,7 @@ from tests.integration._peers import (
     wait_until,
 )
 from tests.integration.test_homestead_service import provision
+from tests.integration.test_scscf_interop import USERS, _register
 
 __all__ = ["processes"]  # the fixture
 
@@ -79,6 +80,27 @@ def _ok(result: subprocess.CompletedProcess[str], processes: Processes) -> None:
 def test_phone_registers_on_the_phone_port(processes: Processes, tmp_path: Path) -> None:
     ports = _start(processes, tmp_path)
     _ok(_sipp("reg_digest.xml", ports["phone"], tmp_path), processes)
+
+
+def test_sipp_registers_1000_subscribers_over_udp_and_tcp_on_the_phone_port(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """Issue #6: 1,000 subscribers provisioned in bulk through the all-in-one's provisioning
+    port register with digest on its phone port, over UDP and over TCP (``reg_digest.xml``
+    checks each 200's Service-Route, P-Associated-URI and binding)."""
+    ports = _start(processes, tmp_path)
+    csv = tmp_path / "many.csv"
+    lines = (f"sip:user{n:04}@example.com,user{n:04}@example.com,pw{n:04}\n" for n in range(USERS))
+    csv.write_text("".join(lines))
+    created = provision(
+        "--server", f"http://{HOST}:{ports['prov']}", "create-users", "--csv", str(csv)
+    )  # fmt: skip
+    assert created.returncode == 0, describe(created)
+    for transport in ("udp", "tcp"):
+        result = _register(tmp_path, ports["phone"], 0, USERS, transport)
+        assert result.returncode == 0, describe(result) + "\n" + processes.log("clearwater")
+        assert sipp_counter(result.stdout, "Successful call") == USERS
+        assert sipp_counter(result.stdout, "Failed call") == 0
 
 
 def test_requests_from_phones_are_challenged_whatever_their_route(
