@@ -16,7 +16,7 @@ every later read through it: a provisioning write empties the cache, ``advance_s
 the private identity it changed, and a read that was under way when a write began does not
 put its (possibly older) answer in the cache. A write by another process sharing the store
 (a second homestead on the same Redis) is seen within ``ttl`` seconds. At most
-``max_entries`` answers are kept; the oldest goes first.
+``max_entries`` answers are kept; the oldest goes first, and expired ones go as new ones come.
 """
 
 from __future__ import annotations
@@ -81,9 +81,15 @@ class CachedSubscriberStore:
         def cache(value: _T) -> Any:
             kept = keep(value)
             if generation == self._generation:
-                if len(self._entries) >= self._max_entries:
-                    self._entries.popitem(last=False)
-                self._entries[key] = (now + self._ttl, kept)
+                entries = self._entries
+                # Oldest first is (near enough) soonest to expire: drop the expired ones, so
+                # the cache holds what was read within the TTL, not the last max_entries.
+                while entries and next(iter(entries.values()))[0] <= self._clock.seconds():
+                    entries.popitem(last=False)
+                if len(entries) >= self._max_entries:
+                    entries.popitem(last=False)
+                entries.pop(key, None)  # a re-read goes to the end
+                entries[key] = (now + self._ttl, kept)
             return kept
 
         return fetch().addCallback(cache)

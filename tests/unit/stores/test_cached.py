@@ -184,6 +184,14 @@ class CacheTests(SynchronousTestCase):
         self.lookups()
         assert self.counting.calls["get_private"] == 2
 
+    def test_expired_answers_are_dropped_as_new_ones_come(self) -> None:
+        store = CachedSubscriberStore(self.backing, self.clock, ttl=10)
+        self.successResultOf(store.get_private("alice@example.com"))
+        self.successResultOf(store.get_public("sip:alice@example.com"))
+        self.clock.advance(10)
+        self.successResultOf(store.irs_of_private("alice@example.com"))
+        assert list(store._entries) == [("irs_of_private", "alice@example.com")]
+
     def test_bad_settings(self) -> None:
         for settings in ({"ttl": 0.0}, {"max_entries": 0}):
             with pytest.raises(ValueError, match="must be positive"):
