@@ -1,7 +1,12 @@
 # shellcheck shell=bash
 # The SIPp callee of the call benchmarks (bench_sprout_proxy.sh, bench_scscf_calls.sh): the
-# load_begin / load_end / stop_peers hooks of _bench_lib.sh. Sourced, never run; the sourcing
-# script sets CALLEE_SCENARIO, CALLEE_PORT and CALLEE_PID= first.
+# load_begin / load_end / stop_peers hooks of _bench_lib.sh. Sourced after it, never run.
+# env: CALLEE_PORT=15070, CALLEE_SCENARIO=../shared/bench/scenarios/uas_callee.xml
+
+CALLEE_PORT=${CALLEE_PORT:-15070}
+CALLEE_SCENARIO=${CALLEE_SCENARIO:-$ROOT/../shared/bench/scenarios/uas_callee.xml}
+[ -r "$CALLEE_SCENARIO" ] || { echo "no callee scenario $CALLEE_SCENARIO" >&2; exit 2; }
+CALLEE_PID=
 
 # load_begin TAG COUNT TIMEOUT_S: the callee, until it has handled COUNT calls
 load_begin() {

@@ -84,15 +84,12 @@ WARMUP_RATE=${WARMUP_RATE:-300}
 CALLEES=${CALLEES:-1000}
 REG_RATE=${REG_RATE:-200}
 REG_PORT=${REG_PORT:-15090}
-CALLEE_PORT=${CALLEE_PORT:-15070}
-CALLEE_SCENARIO=${CALLEE_SCENARIO:-$ROOT/../shared/bench/scenarios/uas_callee.xml}
 SPROUT_ARGS=${SPROUT_ARGS:---log-format=text --log-level=warn}
 OUT=${OUT:-$PWD/bench-results/scscf-calls-$(date +%Y%m%d-%H%M%S)}
 # shellcheck source=benchmarks/_bench_lib.sh
 . "$HERE/_bench_lib.sh"
-
-[ -r "$CALLEE_SCENARIO" ] || { echo "no callee scenario $CALLEE_SCENARIO" >&2; exit 2; }
-CALLEE_PID=
+# shellcheck source=benchmarks/_bench_callee.sh
+. "$HERE/_bench_callee.sh"
 
 launch_server() {  # launch_server NAME -> SPID, PORT (see _bench_lib.sh); registers the callees
 	local reg_args
@@ -149,8 +146,6 @@ register_callees() {
 	fi
 }
 
-# shellcheck source=benchmarks/_bench_callee.sh
-. "$HERE/_bench_callee.sh"
 
 bench_init
 # The callees: sprout's subscribers and the SIPp injection files (user;domain for the caller and

@@ -64,15 +64,12 @@ START_CPYTHON=${START_CPYTHON:-200}
 START_PYPY=${START_PYPY:-500}
 COMMON_RATE=${COMMON_RATE:-300}
 WARMUP_RATE=${WARMUP_RATE:-500}
-CALLEE_PORT=${CALLEE_PORT:-15070}
-CALLEE_SCENARIO=${CALLEE_SCENARIO:-$ROOT/../shared/bench/scenarios/uas_callee.xml}
 SPROUT_ARGS=${SPROUT_ARGS:---log-format=text --log-level=warn}
 OUT=${OUT:-$PWD/bench-results/sprout-proxy-$(date +%Y%m%d-%H%M%S)}
 # shellcheck source=benchmarks/_bench_lib.sh
 . "$HERE/_bench_lib.sh"
-
-[ -r "$CALLEE_SCENARIO" ] || { echo "no callee scenario $CALLEE_SCENARIO" >&2; exit 2; }
-CALLEE_PID=
+# shellcheck source=benchmarks/_bench_callee.sh
+. "$HERE/_bench_callee.sh"
 
 launch_server() {  # launch_server NAME -> SPID, PORT (see _bench_lib.sh)
 	case $1 in
@@ -97,8 +94,6 @@ launch_server() {  # launch_server NAME -> SPID, PORT (see _bench_lib.sh)
 	CALLER_ARGS=(-sf "$OUT/caller.xml" "127.0.0.1:$CALLEE_PORT" -rsa "127.0.0.1:$PORT" -key proxy_port "$PORT")
 }
 
-# shellcheck source=benchmarks/_bench_callee.sh
-. "$HERE/_bench_callee.sh"
 
 bench_init
 # The caller: SIPp's built-in uac with the preloaded Route in the INVITE (sipp -key proxy_port) and
