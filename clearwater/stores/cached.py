@@ -1,22 +1,27 @@
 """A read-through cache in front of an :class:`ISubscriberStore` (homestead's cache, spec §6.1).
 
 Clearwater's homestead answered sprout from a cache (Cassandra, with TTLs) rather than asking
-the HSS each time. Ours keeps the provisioned data of recent lookups in memory for ``ttl``
-seconds: a registration then costs no round trip to SQLite's worker thread or to Redis for
-the identities, implicit registration sets and service profiles it reads (eight of them per
-REGISTER with digest), only for the registration state.
+the HSS each time. Ours keeps the answers of recent lookups in memory for ``ttl`` seconds: a
+registration then costs no round trip to SQLite's worker thread or to Redis for the
+identities, implicit registration sets and service profiles it reads (eight of them per
+REGISTER with digest), only for its registration state; a call to a registered subscriber
+costs none.
 
 What is cached: the provisioned data (``get_private``, ``get_public``, the IRS and
-service-profile lookups, ``wildcard_publics``). What is not: the registration state
-(``get_registration``), which sprouts elsewhere change through their own homestead, and
-``list_publics`` (paging for administrators). Failures are not cached.
+service-profile lookups, ``wildcard_publics``) and a registration state that is REGISTERED
+(every call to a subscriber reads it: ``reqtype=call``). Any other registration state is read
+from the store each time: acting on a stale NOT_REGISTERED, a call would write UNREGISTERED over
+another homestead's REGISTERED, and a de-registration would be refused; a stale REGISTERED
+costs nothing worse than a call answered 480 from the empty bindings, or a de-registration
+written again. ``list_publics`` (paging for administrators) is not cached, nor are failures.
 
-Consistency: a write through this object (provisioning, ``advance_sqn``) is seen at once by
-every later read through it: a provisioning write empties the cache, ``advance_sqn`` drops
-the private identity it changed, and a read that was under way when a write began does not
-put its (possibly older) answer in the cache. A write by another process sharing the store
-(a second homestead on the same Redis) is seen within ``ttl`` seconds. At most
-``max_entries`` answers are kept; the oldest goes first, and expired ones go as new ones come.
+Consistency: a write through this object (provisioning, ``advance_sqn``,
+``set_registration``) is seen at once by every later read through it: a provisioning write
+empties the cache, ``advance_sqn`` and ``set_registration`` drop the entry they changed, and a
+read that was under way when a write began does not put its (possibly older) answer in the
+cache. A write by another process sharing the store (a second homestead on the same Redis) is
+seen within ``ttl`` seconds. At most ``max_entries`` answers are kept; the oldest goes first,
+and expired ones go as new ones come.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from clearwater.stores.records import (
     PrivateIdentity,
     PublicIdentity,
     RegistrationState,
+    RegState,
     ServiceProfile,
 )
 
@@ -68,7 +74,11 @@ class CachedSubscriberStore:
         self._generation = 0  # bumped by every write: reads begun before it are not kept
 
     def _read(
-        self, key: tuple[str, str], fetch: Callable[[], Deferred[_T]], keep: Callable[[_T], Any]
+        self,
+        key: tuple[str, str],
+        fetch: Callable[[], Deferred[_T]],
+        keep: Callable[[_T], Any],
+        keep_if: Callable[[_T], bool] = lambda _: True,
     ) -> Deferred[Any]:
         now = self._clock.seconds()
         entry = self._entries.get(key)
@@ -80,7 +90,7 @@ class CachedSubscriberStore:
 
         def cache(value: _T) -> Any:
             kept = keep(value)
-            if generation == self._generation:
+            if generation == self._generation and keep_if(value):
                 entries = self._entries
                 # Oldest first is (near enough) soonest to expire: drop the expired ones, so
                 # the cache holds what was read within the TTL, not the last max_entries.
@@ -125,15 +135,20 @@ class CachedSubscriberStore:
 
     def advance_sqn(self, impi: str, expected: int, sqn: int) -> Deferred[bool]:
         # Only this identity's record changes (often, with AKA): drop it, before and after.
+        return self._write_one(("private", impi), self.store.advance_sqn(impi, expected, sqn))
+
+    def _write_one(self, key: tuple[str, str], result: Deferred[_T]) -> Deferred[_T]:
+        """``result`` of a write changing only ``key``'s answer: that entry is dropped when
+        the write begins and again when it ends (reads begun in between are not kept)."""
         self._generation += 1
-        self._entries.pop(("private", impi), None)
+        self._entries.pop(key, None)
 
-        def dropped(result: _T) -> _T:
+        def dropped(outcome: _T) -> _T:
             self._generation += 1
-            self._entries.pop(("private", impi), None)
-            return result
+            self._entries.pop(key, None)
+            return outcome
 
-        return self.store.advance_sqn(impi, expected, sqn).addBoth(dropped)
+        return result.addBoth(dropped)
 
     # -- implicit registration sets
 
@@ -203,13 +218,18 @@ class CachedSubscriberStore:
     def list_publics(self, after: str = "", limit: int = 1000) -> Deferred[list[PublicIdentity]]:
         return self.store.list_publics(after, limit)
 
-    # -- registration state (not cached)
+    # -- registration state (REGISTERED cached: module notes)
 
     def get_registration(self, irs: str) -> Deferred[RegistrationState]:
-        return self.store.get_registration(irs)
+        return self._read(
+            ("registration", irs),
+            lambda: self.store.get_registration(irs),
+            _same,
+            lambda state: state.state is RegState.REGISTERED,
+        )
 
     def set_registration(self, irs: str, state: RegistrationState) -> Deferred[None]:
-        return self.store.set_registration(irs, state)
+        return self._write_one(("registration", irs), self.store.set_registration(irs, state))
 
     def close(self) -> Deferred[None]:
         self._forget()

@@ -166,6 +166,10 @@ class TempGruuStore:
         raise DataContentionError("temp-gruu index record kept changing")
 
 
+#: At most this many parsed AoRs are kept by :class:`RegistrationStore` (then it starts again).
+_PARSED_AORS = 4096
+
+
 @implementer(IRegistrationStore)
 class RegistrationStore:
     """:class:`IRegistrationStore` over ``cas_store``'s ``reg`` table (see the module notes on
@@ -175,14 +179,20 @@ class RegistrationStore:
     def __init__(self, cas_store: ICasStore) -> None:
         self._cas = cas_store
         self.temp_gruus = TempGruuStore(cas_store)
+        # AoRs parsed, by their JSON: every call to a subscriber reads its AoR, which changes
+        # only when it registers (AoRs are immutable: safe to share).
+        self._parsed: dict[bytes, AoR] = {}
 
     def get_aor(self, aor_id: str) -> Deferred[tuple[Optional[AoR], int]]:
         def parse(result: tuple[Optional[bytes], int]) -> tuple[Optional[AoR], int]:
             data, cas = result
             if not data:
                 return None, cas
+            aor = self._parsed.get(data)
+            if aor is not None:
+                return aor, cas
             try:
-                return AoR.from_json(records.loads(data, "AoR")), cas
+                aor = AoR.from_json(records.loads(data, "AoR"))
             except (ParseError, RecursionError) as e:
                 log.warn(
                     "Ignoring corrupt AoR record {aor_id}: {reason}",
@@ -190,6 +200,10 @@ class RegistrationStore:
                     reason=_reason(e),
                 )
                 return None, cas
+            if len(self._parsed) >= _PARSED_AORS:
+                self._parsed.clear()
+            self._parsed[data] = aor
+            return aor, cas
 
         return self._cas.get_data(REGISTRATION_TABLE, aor_id).addCallback(parse)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable, Optional, cast
 
+import attrs
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -171,12 +172,38 @@ class CacheTests(SynchronousTestCase):
             )
         assert self.counting.calls["privates_of_irs"] == 2
 
-    def test_registration_state_is_not_cached(self) -> None:
+    def test_a_registered_state_is_cached_until_written(self) -> None:
         state = RegistrationState(RegState.REGISTERED, "sip:scscf.example.com", "alice@example.com")
         self.successResultOf(self.store.set_registration(self.irs, state))
         for _ in range(2):
             assert self.successResultOf(self.store.get_registration(self.irs)) == state
+        assert self.counting.calls["get_registration"] == 1
+        self.successResultOf(self.store.get_public("sip:alice@example.com"))
+        unregistered = attrs.evolve(state, state=RegState.UNREGISTERED)
+        self.successResultOf(self.store.set_registration(self.irs, unregistered))
+        assert self.successResultOf(self.store.get_registration(self.irs)) == unregistered
         assert self.counting.calls["get_registration"] == 2
+        self.successResultOf(self.store.get_public("sip:alice@example.com"))
+        assert self.counting.calls["get_public"] == 1  # the rest of the cache stays
+
+    def test_other_registration_states_are_not_cached(self) -> None:
+        for state in (RegState.NOT_REGISTERED, RegState.UNREGISTERED):
+            registration = RegistrationState(state, "sip:scscf.example.com", "alice@example.com")
+            self.successResultOf(self.backing.set_registration(self.irs, registration))
+            before = self.counting.calls["get_registration"]
+            for _ in range(2):
+                assert self.successResultOf(self.store.get_registration(self.irs)) == registration
+            assert self.counting.calls["get_registration"] == before + 2
+
+    def test_another_writers_registration_is_seen_within_the_ttl(self) -> None:
+        registered = RegistrationState(RegState.REGISTERED, "sip:scscf.example.com", "a@b")
+        self.successResultOf(self.store.set_registration(self.irs, registered))
+        self.successResultOf(self.store.get_registration(self.irs))
+        unregistered = attrs.evolve(registered, state=RegState.UNREGISTERED)
+        self.successResultOf(self.backing.set_registration(self.irs, unregistered))
+        assert self.successResultOf(self.store.get_registration(self.irs)) == registered
+        self.clock.advance(10)
+        assert self.successResultOf(self.store.get_registration(self.irs)) == unregistered
 
     def test_the_oldest_answer_goes_when_the_cache_is_full(self) -> None:
         self.lookups()  # three entries: the maximum

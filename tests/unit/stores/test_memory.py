@@ -477,6 +477,17 @@ class TypedStoreTests(SynchronousTestCase):
         )
         assert json.loads(self.cas.writes[-1][2]) == stored
 
+    def test_an_unchanged_aor_is_parsed_once(self) -> None:
+        key = "sip:alice@example.com"
+        self.successResultOf(self.registrations.set_aor(key, make_aor(int(START) + 60), 0, START))
+        first, cas = self.successResultOf(self.registrations.get_aor(key))
+        again, cas_again = self.successResultOf(self.registrations.get_aor(key))
+        assert again is first and cas_again == cas
+        changed = attrs.evolve(make_aor(int(START) + 60), notify_cseq=9)
+        self.successResultOf(self.registrations.set_aor(key, changed, cas, START))
+        latest, _ = self.successResultOf(self.registrations.get_aor(key))
+        assert latest == changed and latest is not changed
+
     def test_corrupt_aor_reads_as_absent_with_its_cas_and_is_logged(self) -> None:
         for n, bad in enumerate(
             (
