@@ -38,6 +38,7 @@ import clearwater.stores.redis
 import clearwater.stores.sqlite
 import clearwater.stores.typed
 import clearwater.stores.urls
+import clearwater.stun
 import clearwater.testing
 import clearwater.tools.provision
 from clearwater.sip import _framing, _message, _parser, _uri, _values
@@ -70,6 +71,7 @@ def test_every_exported_name_exists() -> None:
         clearwater.stores.sqlite,
         clearwater.stores.typed,
         clearwater.stores.urls,
+        clearwater.stun,
         clearwater.tools.provision,
         clearwater.homestead.provisioning,
         clearwater.scscf,
@@ -122,4 +124,20 @@ def test_sip_public_names() -> None:
         "headers",
         "parse_message",
         "parse_uri",
+    }
+
+
+def test_stun_public_names() -> None:
+    assert set(clearwater.stun.__all__) >= {
+        "Attr",
+        "ChannelData",
+        "Class",
+        "Message",
+        "Method",
+        "StreamFramer",
+        "long_term_key",
+        "parse_datagram",
+        "parse_message",
+        "saslprep",
+        "unknown_comprehension_required",
     }
