@@ -1,6 +1,7 @@
 """In-process profile of the S-CSCF's calls: bench_scscf_calls.sh's call flow, without sockets.
 
-    python -m benchmarks.inproc_scscf_calls [--callees N] [--calls N] [--rate R] [--profile FILE]
+    python -m benchmarks.inproc_scscf_calls [--callees N] [--calls N] [--warmup N] [--rate R]
+        [--profile FILE]
 
 (from the repository root). ``twistd sprout``'s service tree, built from the same options as
 benchmarks/bench_scscf_calls.sh gives it, runs on a memory reactor with a heap clock; its
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
+import platform
 import re
 import sys
 import time
@@ -107,7 +109,7 @@ def _authorization(challenge: bytes, user: str, password: str) -> str:
     )
 
 
-def run(callees: int, calls: int, rate: float, profile: Optional[str]) -> None:
+def run(callees: int, calls: int, warmup: int, rate: float, profile: Optional[str]) -> None:
     reactor = _HeapClockReactor()
     options = SproutOptions()
     options.parseOptions(
@@ -147,11 +149,8 @@ def run(callees: int, calls: int, rate: float, profile: Optional[str]) -> None:
     reactor.advance(64 * 0.5)  # the registrations' transactions end
     step = 1.0 / rate
     sdp_len = len(SDP.encode())
-    profiler = cProfile.Profile() if profile else None
-    if profiler:
-        profiler.enable()
-    cpu = time.process_time()
-    for n in range(calls):
+
+    def call(n: int) -> None:
         user = _user(n % callees)
         port.deliver(INVITE.format(n=n, user=user, length=sdp_len, sdp=SDP).encode(), CALLER)
         reactor.advance(0)
@@ -177,6 +176,15 @@ def run(callees: int, calls: int, rate: float, profile: Optional[str]) -> None:
         sent = _to(port.clear(), CALLER)
         assert sent and sent[-1].startswith(b"SIP/2.0 200"), sent
         reactor.advance(step)
+
+    for n in range(warmup):
+        call(n)
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    cpu = time.process_time()
+    for n in range(warmup, warmup + calls):
+        call(n)
     cpu = time.process_time() - cpu
     if profiler and profile:
         profiler.disable()
@@ -190,10 +198,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--callees", type=int, default=1000, help="registered callees (1000)")
     parser.add_argument("--calls", type=int, default=20000, help="calls to run (20000)")
+    parser.add_argument(
+        "--warmup", type=int, help="calls run first, not counted (0; PyPy: 20000, for its JIT)"
+    )
     parser.add_argument("--rate", type=float, default=700.0, help="calls per second (700)")
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")
     args = parser.parse_args()
-    run(args.callees, args.calls, args.rate, args.profile)
+    warmup = args.warmup
+    if warmup is None:
+        warmup = 20000 if platform.python_implementation() == "PyPy" else 0
+    run(args.callees, args.calls, warmup, args.rate, args.profile)
     return 0
 
 
