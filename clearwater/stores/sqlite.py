@@ -24,16 +24,17 @@ shutdown, for a store nobody closed.
 from __future__ import annotations
 
 import os
+import queue
 import sqlite3
+import threading
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from clearwater.stores.interfaces import ISubscriberStore, NotFoundError, StoreUnavailableError
@@ -110,6 +111,64 @@ _PUBLIC_COLUMNS = "impu, irs, sp, xml, barred, wildcard"
 class ISqliteReactor(IReactorCore, IReactorFromThreads):
     """What the store needs from the reactor: results from its worker thread, and a shutdown
     trigger that stops that thread."""
+
+
+class _Worker:
+    """One thread running submitted calls in order, their results fired on the reactor thread.
+
+    Lighter than a Twisted ThreadPool of one thread (a SimpleQueue in, a deque out): the
+    subscriber store's reads are small, so the hand-off is most of their cost. Results that
+    finish while the reactor has not yet taken the previous ones ride on the same wake-up.
+    """
+
+    def __init__(self, reactor: IReactorFromThreads, name: str) -> None:
+        self._reactor = reactor
+        self._calls: queue.SimpleQueue[
+            Optional[tuple[Deferred[Any], Callable[..., Any], tuple[object, ...]]]
+        ] = queue.SimpleQueue()
+        self._done: deque[tuple[Deferred[Any], bool, Any]] = deque()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[..., _T], *args: object) -> Deferred[_T]:
+        d: Deferred[_T] = Deferred()
+        self._calls.put((d, work, args))
+        return d
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """End the thread once the calls submitted so far have run; wait for it."""
+        self._calls.put(None)
+        self._thread.join()
+
+    def _loop(self) -> None:  # the worker thread
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            d, work, args = call
+            try:
+                outcome: tuple[Deferred[Any], bool, Any] = (d, True, work(*args))
+            except BaseException:
+                outcome = (d, False, Failure())  # type: ignore[no-untyped-call]
+            with self._lock:
+                self._done.append(outcome)
+                first = len(self._done) == 1
+            if first:
+                self._reactor.callFromThread(self._deliver)
+
+    def _deliver(self) -> None:  # the reactor thread
+        with self._lock:
+            done, self._done = self._done, deque()
+        for d, ok, value in done:
+            if ok:
+                d.callback(value)
+            else:
+                d.errback(value)
 
 
 def _rows(db: sqlite3.Connection, sql: str, args: Sequence[object] = ()) -> list[Any]:
@@ -477,8 +536,7 @@ class SqliteSubscriberStore:
         self._close_failure: Optional[Failure] = None
         self._db: Optional[sqlite3.Connection] = None
         self._error: Optional[str] = None  # why the file could not be opened
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="sqlite " + self.path)
-        self._pool.start()
+        self._worker = _Worker(reactor, "sqlite " + self.path)
         self._trigger: Optional[Any] = reactor.addSystemEventTrigger(
             "before", "shutdown", self._on_shutdown
         )
@@ -525,7 +583,7 @@ class SqliteSubscriberStore:
                 StoreUnavailableError("SQLite store " + self.path + ": too many operations waiting")
             )
         self._pending += 1
-        d = deferToThreadPool(self._reactor, self._pool, work, *args)
+        d = self._worker.submit(work, *args)
         d.addBoth(self._finished)
         return d
 
@@ -548,7 +606,11 @@ class SqliteSubscriberStore:
         if db is None:
             raise StoreUnavailableError(self._error or "SQLite store " + self.path + " is closed")
         try:
-            _rows(db, "BEGIN IMMEDIATE" if write else "BEGIN")
+            if not write:
+                # A read is one SELECT (and, when it found nothing, one more to tell an empty
+                # set from an unknown key), each atomic on its own: no BEGIN/COMMIT around it.
+                return work(SqliteTransaction(db))
+            _rows(db, "BEGIN IMMEDIATE")
             try:
                 result = work(SqliteTransaction(db))
                 _rows(db, "COMMIT")
@@ -657,14 +719,14 @@ class SqliteSubscriberStore:
             if self._trigger is not None:
                 self._reactor.removeSystemEventTrigger(self._trigger)
                 self._trigger = None
-            closing = deferToThreadPool(self._reactor, self._pool, self._close_db)
-            self._closing = closing.addBoth(self._stop_pool)
+            closing = self._worker.submit(self._close_db)
+            self._closing = closing.addBoth(self._stop_worker)
         done: Deferred[None] = Deferred()
         self._closing.addCallback(self._tell_closed, done)
         return done
 
-    def _stop_pool(self, result: object) -> None:
-        self._pool.stop()  # the worker is idle now: this join does not wait
+    def _stop_worker(self, result: object) -> None:
+        self._worker.stop()  # the worker is idle now: this join does not wait
         if isinstance(result, Failure):
             self._close_failure = result
 

@@ -319,7 +319,7 @@ class SqliteSubscriberStoreTests(SqliteStoreTestCase):
         await store.close()
         message = await self.unavailable(store.get_private("x"))
         assert message == "SQLite store " + self.path + " is closed"
-        assert not store._pool.started
+        assert not store._worker.running
 
     async def test_work_queued_before_close_finishes(self) -> None:
         store = await self.open()
@@ -348,7 +348,7 @@ class SqliteSubscriberStoreTests(SqliteStoreTestCase):
         [(phase, event, trigger)] = reactor.triggers
         assert (phase, event) == ("before", "shutdown")
         await cast("Deferred[None]", trigger())
-        assert not store._pool.started
+        assert not store._worker.running
         assert "closed" in await self.unavailable(store.get_private("x"))
         other = await SqliteSubscriberStore.open(cast(ISqliteReactor, reactor), self.path)
         await other.close()
