@@ -76,10 +76,15 @@ class DeliverToTU:
 
 @attrs.frozen
 class StartTimer:
-    """Make ``timer`` fire at ``at`` (caller's clock); replaces the timer if it runs."""
+    """Make ``timer`` fire at ``at`` (caller's clock); replaces the timer if it runs.
+
+    ``after`` is ``at`` less the time it was started at: timers started with the same one
+    expire in the order they were started, which lets a shell queue them FIFO (not compared).
+    """
 
     timer: Timer
     at: float
+    after: float = attrs.field(default=0.0, eq=False)
 
 
 @attrs.frozen
@@ -177,13 +182,13 @@ class _TransactionBase(Generic[S]):
         if timer in (Timer.A, Timer.E, Timer.G):
             self._intervals[timer._value_] = duration
         self._timers[timer._value_] = now + duration
-        return [StartTimer(timer, now + duration)]
+        return [StartTimer(timer, now + duration, duration)]
 
     def _restart(self, timer: Timer, now: float, interval: float) -> list[Effect]:
         """Restart retransmission timer A, E or G with ``interval``."""
         self._intervals[timer._value_] = interval
         self._timers[timer._value_] = now + interval
-        return [StartTimer(timer, now + interval)]
+        return [StartTimer(timer, now + interval, interval)]
 
     def _next_interval(self, timer: Timer) -> float:
         return self._settings.next_interval(timer, self._intervals[timer._value_])
