@@ -68,6 +68,7 @@ __all__ = [
     "is_temp_gruu",
     "new_temp_gruu_token",
     "parse_temp_gruu",
+    "pub_gruu",
     "remove_bindings",
     "requires_outbound",
     "temp_gruu_uri",
@@ -470,7 +471,7 @@ def _instance_urn(raw: str) -> str:
     return raw
 
 
-def _pub_gruu(aor_uri: str, binding: Binding) -> Optional[str]:
+def pub_gruu(aor_uri: str, binding: Binding) -> Optional[str]:
     """The binding's public GRUU: the AoR with ``gr=<instance id>`` (RFC 5627 §3.1), for a
     SIP AoR and a binding with an instance id; None otherwise."""
     instance = next((v for k, v in binding.params if k.lower() == "+sip.instance"), None)
@@ -509,9 +510,9 @@ def contact_headers(
                 continue
             value += ";" + name if param == "" else ";" + name + "=" + param
         if gruu:
-            pub_gruu = _pub_gruu(aor_uri, binding)
-            if pub_gruu is not None:
-                value += ';pub-gruu="' + pub_gruu + '"'
+            public = pub_gruu(aor_uri, binding)
+            if public is not None:
+                value += ';pub-gruu="' + public + '"'
             if temp_gruu_domain is not None:
                 temp_gruu = temp_gruu_uri(binding, temp_gruu_domain)
                 if temp_gruu is not None:

@@ -52,7 +52,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from clearwater.homestead.hssless import HomesteadError, RegData, ReqType
-from clearwater.scscf.bindings import BindingChange, remove_bindings, temp_gruu_uri
+from clearwater.scscf.bindings import BindingChange, pub_gruu, remove_bindings, temp_gruu_uri
 from clearwater.scscf.config import ScscfConfig
 from clearwater.scscf.hss import Homestead
 from clearwater.scscf.reginfo import (
@@ -573,7 +573,6 @@ def _contact(
     now: int,
     domain: str,
 ) -> ContactInfo:
-    urn = instance_urn(binding)
     temp_gruu = temp_gruu_uri(binding, domain) if state == "active" else None
     unknown = tuple(
         (k, v.strip('"')) for k, v in binding.params if k not in ("+sip.instance", "reg-id")
@@ -587,7 +586,7 @@ def _contact(
         q=_q(binding.priority),
         callid=binding.cid,
         cseq=binding.cseq,
-        pub_gruu=None if urn is None else impu + ";gr=" + urn,
+        pub_gruu=pub_gruu(impu, binding),
         temp_gruu=None
         if temp_gruu is None or binding.temp_gruu is None
         else (temp_gruu, binding.temp_gruu.first_cseq),

@@ -284,3 +284,24 @@ class FullStateTests(SynchronousTestCase):
         assert parse_reginfo(last.body).version == last.cseq.seq
         aor, _ = core.result(core.registrations.get_aor(ALICE_AOR))
         assert aor is not None and [s.version for _, s in aor.subscriptions] == [None]
+
+    def test_the_pub_gruu_is_the_one_the_200_ok_gave(self) -> None:
+        core = Core()
+        notifies = _Notifies(core)
+        assert register(core).status == 200
+        tag = subscribe(core).to.tag or ""
+        aor = "<" + ALICE_AOR + ">"
+        request = core.alice.create_request("REGISTER", "sip:" + HOME, from_=aor, to=aor)
+        request.headers.set(
+            "Contact", "<sip:alice@" + OTHER + ':5060>;+sip.instance="<urn:x:a b;c>"'
+        )
+        request.headers.add("Supported", "gruu")
+        request.headers.add("Expires", "300")
+        ok = core.result(core.alice.send(request))
+        assert ok.status == 200
+        assert b';pub-gruu="sip:alice@example.com;gr=urn:x:a%20b%3Bc"' in ok.to_bytes()
+        contacts = notifies.docs(tag)[-1].registrations[0].contacts
+        assert [c.pub_gruu for c in contacts] == [
+            None,
+            "sip:alice@example.com;gr=urn:x:a%20b%3Bc",
+        ]
