@@ -68,6 +68,9 @@ class ScscfConfig:
     #: only what changed, ``version`` counted per subscription); False: full state every
     #: time, versioned by the AoR's ``notify_cseq``, as Clearwater sent them.
     reg_event_partial_state: bool = False
+    #: Session-Expires asked of the INVITEs and UPDATEs the S-CSCF Record-Routes (spec §3.8,
+    #: RFC 4028 §8: ``default_session_expires``; at least 90).
+    session_expires: int = 600
 
     @property
     def home_domain(self) -> str:

@@ -41,6 +41,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from typing_extensions import override
 
+from clearwater.errors import ParseError
 from clearwater.homestead.hssless import HomesteadError, RegData, ReqType
 from clearwater.scscf.bindings import (
     BindingChange,
@@ -55,7 +56,13 @@ from clearwater.scscf.reginfo import ContactEvent
 from clearwater.scscf.registrar import homestead_failure_status
 from clearwater.scscf.subscribers import AorChange, SubscriberManager
 from clearwater.sip import Request, Response, SipUri, TelUri, Uri, parse_sip_uri, parse_uri
-from clearwater.sip.headers import P_ASSERTED_IDENTITY, P_SERVED_USER
+from clearwater.sip.headers import (
+    MIN_SE,
+    P_ASSERTED_IDENTITY,
+    P_SERVED_USER,
+    SESSION_EXPIRES,
+    SUPPORTED,
+)
 from clearwater.sip.sproutlet import Sproutlet, SproutletTsx, SproutletTsxHelper
 from clearwater.stores.interfaces import StoreError
 from clearwater.stores.records import AoR, Binding
@@ -120,6 +127,10 @@ class ScscfProxyTsx(SproutletTsx):
         self.aor_id = ""
         self.forks: dict[int, str] = {}  # fork id -> binding id
         self.record_routed = False
+        # The Session-Expires this INVITE/UPDATE left with and whether its UAC supports
+        # session timers (RFC 4028 §8.1), for the 2xx (None: not record-routed here)
+        self.session_expires: Optional[int] = None
+        self.uac_supports_timer = False
 
     @override
     async def on_rx_initial_request(self, request: Request) -> None:
@@ -157,6 +168,30 @@ class ScscfProxyTsx(SproutletTsx):
         self.record_routed = True
         uri = self.sproutlet.record_route_uri.with_param("billing-role", billing_role)
         request.headers.prepend("Record-Route", "<" + str(uri) + ">")
+        if request.method in ("INVITE", "UPDATE"):
+            self.ask_session_expires(request)
+
+    def ask_session_expires(self, request: Request) -> None:
+        """RFC 4028 §8.1, as Clearwater's S-CSCF did once it Record-Routed a dialog (spec
+        §3.8): no Session-Expires gets the configured one; a longer one is lowered to it, but
+        not below the request's Min-SE."""
+        target = self.sproutlet.config.session_expires
+        try:
+            supported = request.headers.parsed(SUPPORTED)
+            asked = request.headers.first(SESSION_EXPIRES)
+            minimum = request.headers.first(MIN_SE)
+        except ParseError:
+            return  # left to the endpoints, which will reject it
+        self.uac_supports_timer = any(option.lower() == "timer" for option in supported)
+        if asked is None:
+            request.headers.set("Session-Expires", str(target))
+            self.session_expires = target
+            return
+        lowered = max(target, minimum.delta if minimum is not None else 0)
+        if lowered < asked.delta:
+            asked = attrs.evolve(asked, delta=lowered)
+            request.headers.set("Session-Expires", str(asked))
+        self.session_expires = asked.delta
 
     def end_of_originating(self, request: Request) -> None:
         """Route an originating request on once its (future) iFCs are done (spec §3.8): a
@@ -267,6 +302,15 @@ class ScscfProxyTsx(SproutletTsx):
         binding_id = self.forks.get(fork_id)
         if response.status == 430 and binding_id is not None:
             self._flow_failed(binding_id)
+        if (
+            self.session_expires is not None
+            and self.uac_supports_timer
+            and 200 <= response.status < 300
+            and "Session-Expires" not in response.headers
+        ):
+            # RFC 4028 §8.2: a UAS without session timers; the UAC, which has them, refreshes
+            response.headers.set("Session-Expires", str(self.session_expires) + ";refresher=uac")
+            response.headers.add("Require", "timer")
         self.send_response(response)
 
     def _flow_failed(self, binding_id: str) -> None:

@@ -71,6 +71,7 @@ def scscf_config(config: SproutConfig) -> ScscfConfig:
         local_hosts=tuple(local),
         reg_min_expires=config.reg_min_expires,
         reg_event_partial_state=config.reg_event_partial_state,
+        session_expires=config.default_session_expires,
     )
 
 

@@ -166,6 +166,7 @@ class SproutConfig:
     non_register_authentication: frozenset[NonRegisterAuthentication] = frozenset()
     digest_algorithms: tuple[str, ...] = ("MD5",)
     reg_min_expires: int = 0
+    default_session_expires: int = 600
 
     def sproutlet(self, name: str) -> SproutletSettings:
         """The settings of the built-in sproutlet ``name``."""
@@ -246,6 +247,13 @@ RECORD_ROUTING_MODEL = Setting(
 )
 REG_MAX_EXPIRES = Setting(
     "reg-max-expires", "reg_max_expires", _EXPIRES, "300", "Longest registration, seconds"
+)
+DEFAULT_SESSION_EXPIRES = Setting(
+    "default-session-expires",
+    "default_session_expires",
+    int_range(90, 2**31 - 1),
+    "600",
+    "Session-Expires of the calls the S-CSCF Record-Routes, seconds (RFC 4028; at least 90)",
 )
 SUB_MAX_EXPIRES = Setting(
     "sub-max-expires",
@@ -436,6 +444,7 @@ class SproutOptions(ConfigOptions):
         RECORD_ROUTING_MODEL,
         REG_MAX_EXPIRES,
         SUB_MAX_EXPIRES,
+        DEFAULT_SESSION_EXPIRES,
         REG_EVENT_PARTIAL_STATE,
         REG_MIN_EXPIRES,
         HS_HOSTNAME,
@@ -501,6 +510,7 @@ class SproutOptions(ConfigOptions):
             non_register_authentication=self.required_value(NON_REGISTER_AUTHENTICATION),
             digest_algorithms=self.required_value(DIGEST_ALGORITHMS),
             reg_min_expires=self.required_value(REG_MIN_EXPIRES),
+            default_session_expires=self.required_value(DEFAULT_SESSION_EXPIRES),
         )
 
     def _sproutlet(self, rows: _SproutletRows, hostname: str) -> SproutletSettings:

@@ -291,6 +291,53 @@ class CallTests(SynchronousTestCase):
         assert core.result(d).status == 404
 
 
+class SessionTimerTests(SynchronousTestCase):
+    """RFC 4028 §8 at the S-CSCF once it Record-Routes (spec §3.8)."""
+
+    def call(self, headers: list[tuple[str, str]], **config: Any) -> tuple[Request, Response]:
+        """Alice calls Bob with ``headers``: the INVITE Bob got, the 200 Alice got."""
+        core = Core(**config)
+        assert core.register(core.alice, "alice", ALICE).status == 200
+        assert core.register(core.bob, "bob", BOB).status == 200
+        route = ("Route", "<" + SCSCF_URI + ";lr;orig>")
+        call = core.alice.invite("sip:bob@" + HOME, body=b"v=0\r\n", headers=[route, *headers])
+        assert core.result(call.answered) is not None
+        [invite] = [i.request for i in core.bob_seen if i.request.method == "INVITE"]
+        [ok] = [
+            m
+            for m in core.written(PROXY, ALICE)
+            if isinstance(m, Response) and m.status == 200 and m.cseq.method == "INVITE"
+        ]
+        return invite, ok
+
+    def test_an_invite_without_session_expires_gets_the_configured_one(self) -> None:
+        invite, ok = self.call([], session_expires=900)
+        assert invite.headers.get_all("Session-Expires") == ["900"]
+        # The UAC did not say it supports timers: the 200 is left alone.
+        assert "Session-Expires" not in ok.headers and "Require" not in ok.headers
+
+    def test_a_uac_with_timers_refreshes_when_the_uas_has_none(self) -> None:
+        invite, ok = self.call([("Supported", "timer")])
+        assert invite.headers.get_all("Session-Expires") == ["600"]
+        assert ok.headers.get_all("Session-Expires") == ["600;refresher=uac"]
+        assert ok.headers.get_all("Require") == ["timer"]
+
+    def test_a_longer_session_expires_is_lowered_but_not_below_min_se(self) -> None:
+        invite, _ = self.call([("Session-Expires", "1800;refresher=uac")])
+        assert invite.headers.get_all("Session-Expires") == ["600;refresher=uac"]
+        invite, _ = self.call([("Session-Expires", "1800"), ("Min-SE", "1000")])
+        assert invite.headers.get_all("Session-Expires") == ["1000"]
+
+    def test_a_shorter_one_is_kept(self) -> None:
+        invite, _ = self.call([("x", "120;refresher=uas"), ("Min-SE", "90")])
+        assert invite.headers.get_all("Session-Expires") == ["120;refresher=uas"]
+
+    def test_a_malformed_one_is_left_to_the_endpoints(self) -> None:
+        invite, ok = self.call([("Session-Expires", "soon"), ("Supported", "timer")])
+        assert invite.headers.get_all("Session-Expires") == ["soon"]
+        assert "Session-Expires" not in ok.headers
+
+
 class RegEventTests(SynchronousTestCase):
     def subscribe(self, core: Core, expires: int = 600) -> Response:
         aor = "<sip:alice@" + HOME + ">"

@@ -76,6 +76,7 @@ def test_defaults() -> None:
         "non_register_authentication": frozenset(),
         "digest_algorithms": ("MD5",),
         "reg_min_expires": 0,
+        "default_session_expires": 600,
         "subscriber_cache_ttl": 10,
         "reg_event_partial_state": False,
     }

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import pytest
+from twisted.python import usage
+
 from clearwater.services.sprout.scscf import scscf_config
 from clearwater.services.sprout.tap import SproutConfig, SproutOptions
 
@@ -26,3 +29,11 @@ def test_reg_event_partial_state_is_off_unless_sprout_says_so() -> None:
     config = parse("--home-domain=example.com", "--reg-event-partial-state=Y")
     assert config.reg_event_partial_state is True
     assert scscf_config(config).reg_event_partial_state is True
+
+
+def test_default_session_expires_is_600_and_at_least_90() -> None:
+    assert scscf_config(parse("--home-domain=example.com")).session_expires == 600
+    config = parse("--home-domain=example.com", "--default-session-expires=90")
+    assert scscf_config(config).session_expires == 90
+    with pytest.raises(usage.UsageError, match="default-session-expires"):
+        parse("--home-domain=example.com", "--default-session-expires=89")
