@@ -13,10 +13,10 @@
 # Kamailio by lookup("location"); sprout by its S-CSCF's terminating side (scscf-proxy: the
 # request comes in on the S-CSCF port with no Route, so no `orig`: terminating to the Request-URI;
 # it adds P-Called-Party-ID and forks to the registered binding). Every packet of the caller goes
-# to the server (SIPp's remote address): Kamailio Record-Routes, so ACK and BYE come back with its
-# Route (loose_route, t_relay); sprout's S-CSCF does not Record-Route, so ACK and BYE carry the
-# callee's Contact as Request-URI and no Route, and sprout forwards them by Request-URI. Both
-# servers thus handle the same messages: INVITE, its responses, ACK, BYE and its 200.
+# to the server (SIPp's remote address): both servers Record-Route (Kamailio's record_route;
+# the S-CSCF at the end of terminating processing, spec §3.8, which also adds Session-Expires),
+# so ACK and BYE come back with their Route (loose_route, t_relay; the S-CSCF's in-dialog
+# path). Both servers thus handle the same messages: INVITE, its responses, ACK, BYE and its 200.
 #
 # Registration: after each start of a server (the registration stores are in memory, and a server
 # is restarted after a failed trial), the CALLEES users are registered to it, Expires 3600, with
