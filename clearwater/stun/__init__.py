@@ -8,6 +8,8 @@
 - TURN: methods and attributes of RFC 8656 §17-§18 and RFC 6062 §6; ChannelData (RFC 8656
   §12.4); ICE attributes of RFC 8445 §16.1; RESPONSE-ORIGIN / OTHER-ADDRESS of RFC 5780 §7.
 - Streams: :class:`StreamFramer` cuts TCP/TLS bytes into STUN and ChannelData frames.
+- TURN server: :class:`TurnServer`, a sans-IO core (RFC 8656, RFC 6156, RFC 6062) that takes
+  bytes and ``now`` and returns effects for a shell to carry out (:mod:`clearwater.stun.turn`).
 
 Typical server use::
 
@@ -63,6 +65,24 @@ from clearwater.stun._framing import (
     parse_channel_data,
     parse_datagram,
 )
+from clearwater.stun.turn import (
+    NOT_LOOKED_UP,
+    BindConnection,
+    Client,
+    ClosePeerConnection,
+    CloseRelay,
+    ConnectPeer,
+    Effect,
+    LookUpKey,
+    NotLookedUp,
+    OpenRelay,
+    PeerPolicy,
+    SendToClient,
+    SendToPeer,
+    TurnConfig,
+    TurnServer,
+    TurnStats,
+)
 
 __all__ = [
     "ATTRIBUTES",
@@ -73,21 +93,37 @@ __all__ = [
     "HEADER_SIZE",
     "MAGIC_COOKIE",
     "MAX_FRAME_SIZE",
+    "NOT_LOOKED_UP",
     "Address",
     "AddressErrorCode",
     "AlgorithmEntry",
     "Attr",
     "AttributeKey",
     "AttributeType",
+    "BindConnection",
     "ChannelData",
     "Class",
+    "Client",
+    "ClosePeerConnection",
+    "CloseRelay",
+    "ConnectPeer",
+    "Effect",
     "ErrorCode",
     "Icmp",
+    "LookUpKey",
     "Message",
     "Method",
+    "NotLookedUp",
+    "OpenRelay",
     "ParseError",
     "PasswordAlgorithm",
+    "PeerPolicy",
+    "SendToClient",
+    "SendToPeer",
     "StreamFramer",
+    "TurnConfig",
+    "TurnServer",
+    "TurnStats",
     "long_term_key",
     "new_transaction_id",
     "parse_channel_data",

@@ -1,10 +1,13 @@
 """TURN ChannelData (RFC 8656 §12.4-§12.6) and stream framing of STUN and ChannelData, sans-IO.
 
-- ChannelData is a 4-byte header, channel number (0x4000-0x4FFF, RFC 8656 §12) and data length,
+- ChannelData is a 4-byte header, channel number and data length,
   then the data. Over UDP padding to 4 bytes is optional; over TCP and TLS it is required
   (§12.5), so the framer expects it there.
 - The first two bits tell the two apart (RFC 8656 §12, RFC 7983 §7): 00 is a STUN message
-  (RFC 8489 §5), 01 ChannelData. Channel numbers 0x5000-0x7FFF are reserved and refused.
+  (RFC 8489 §5), 01 ChannelData. Channel numbers are 0x4000-0x7FFF, RFC 5766 §11's range: RFC
+  8656 §12 narrowed it to 0x4000-0x4FFF (keeping the rest for DTLS-SRTP multiplexing, RFC 7983),
+  but coturn's clients still pick numbers above 0x5000, and a TURN server that refused them would
+  fail them; the first two bits still tell ChannelData from STUN, DTLS and RTP.
 - On a stream (RFC 8489 §6.2.2) a STUN message is 20 header bytes plus its length field.
   :class:`StreamFramer` cuts the byte stream into whole frames and hands back their bytes, which
   the shell passes to :func:`parse_datagram` exactly as it would a UDP datagram.
@@ -32,12 +35,12 @@ __all__ = [
 MAX_FRAME_SIZE = HEADER_SIZE + 0xFFFC
 
 _MIN_CHANNEL = 0x4000
-_MAX_CHANNEL = 0x4FFF
+_MAX_CHANNEL = 0x7FFF
 
 
 def _check_channel(instance: object, attribute: object, value: int) -> None:
     if not _MIN_CHANNEL <= value <= _MAX_CHANNEL:
-        raise ValueError("channel number must be 0x4000-0x4FFF")
+        raise ValueError("channel number must be 0x4000-0x7FFF")
 
 
 def _check_data(instance: object, attribute: object, value: bytes) -> None:
@@ -68,7 +71,7 @@ class ChannelData:
 def parse_channel_data(data: bytes) -> ChannelData:
     """Parse one ChannelData message. Up to 3 padding bytes may follow the data.
 
-    :raises ParseError: if it is too short, for a channel number outside 0x4000-0x4FFF, or if
+    :raises ParseError: if it is too short, for a channel number outside 0x4000-0x7FFF, or if
         the bytes do not match the length field.
     """
     n = len(data)
@@ -176,8 +179,6 @@ class StreamFramer:
         top = first >> 6
         if top >= 2:
             raise ParseError("Bad frame start")
-        if top == 1 and first > _MAX_CHANNEL >> 8:
-            raise ParseError("Bad channel number")
         if available < 4:
             return None
         length = (buf[start + 2] << 8) | buf[start + 3]

@@ -22,6 +22,13 @@ homestead = ServiceMaker(
     "homestead",
 )
 
+restund = ServiceMaker(
+    "clearwater restund",
+    "clearwater.services.restund.tap",
+    "restund: STUN/TURN server (UDP, TCP, TLS) with credentials from homestead",
+    "restund",
+)
+
 clearwater = ServiceMaker(
     "clearwater all-in-one",
     "clearwater.services.clearwater.tap",

@@ -13,6 +13,7 @@ needs:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Optional
 
 import attrs
@@ -74,8 +75,9 @@ class TlsSettings:
             return []
         return _load_certificates(_read(self.ca, "CA file"), self.ca)
 
-    def server_options(self) -> ssl.CertificateOptions:
-        """Options for a TLS listener. Raises ValueError without a certificate and key."""
+    def server_options(self, alpn: Sequence[bytes] = ()) -> ssl.CertificateOptions:
+        """Options for a TLS listener offering the ALPN protocols ``alpn`` (RFC 7301; e.g.
+        ``stun.turn``, RFC 7443). Raises ValueError without a certificate and key."""
         own = self._own_certificate()
         if own is None:
             raise ValueError("a TLS listener needs a certificate and a key")
@@ -88,6 +90,7 @@ class TlsSettings:
             verify=mutual,
             caCerts=self._authorities() if mutual else None,
             requireCertificate=mutual,
+            acceptableProtocols=list(alpn) or None,
         )
 
     def client_options(self, server_name: str) -> IOpenSSLClientConnectionCreator:

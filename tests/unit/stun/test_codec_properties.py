@@ -248,7 +248,7 @@ def test_mutated_rfc5769_raises_only_parse_error(
         pass
 
 
-@given(st.integers(0x4000, 0x4FFF), st.binary(max_size=100), st.booleans())
+@given(st.integers(0x4000, 0x7FFF), st.binary(max_size=100), st.booleans())
 def test_channel_data_round_trip(channel: int, data: bytes, pad: bool) -> None:
     c = ChannelData(channel, data)
     wire = c.encode(pad=pad)
@@ -265,7 +265,7 @@ def test_datagram_junk_raises_only_parse_error(data: bytes) -> None:
 
 frames = st.one_of(
     messages().map(bytes),
-    st.builds(ChannelData, st.integers(0x4000, 0x4FFF), st.binary(max_size=50)).map(
+    st.builds(ChannelData, st.integers(0x4000, 0x7FFF), st.binary(max_size=50)).map(
         lambda c: c.encode(pad=True)
     ),
 )
