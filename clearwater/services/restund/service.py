@@ -34,6 +34,8 @@ name                                           labels     meaning
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional, cast
 
@@ -120,6 +122,19 @@ def key_provider(
     )
 
 
+#: The receive buffer asked for the listening UDP ports: every client's ChannelData arrives on
+#: one socket, and the kernel's default (~200 KB) overflows in the bursts of a few hundred
+#: clients sending at once (the kernel caps it at net.core.rmem_max).
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+def _grow_receive_buffer(port: object) -> None:
+    sock = getattr(port, "socket", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # best effort
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+
+
 class TurnService(service.Service):
     """The TURN server as a service: listens before the reactor runs; on stop closes the ports
     and every relay and client connection."""
@@ -163,6 +178,7 @@ class TurnService(service.Service):
                 udp = reactor.listenUDP(
                     port, TurnUdpProtocol(driver), interface=host, maxPacketSize=MAX_DATAGRAM
                 )
+                _grow_receive_buffer(udp)
                 self.ports.append(("udp", udp))
                 tcp = reactor.listenTCP(port, TurnStreamFactory(driver, "tcp"), interface=host)
                 self.ports.append(("tcp", tcp))
