@@ -76,6 +76,7 @@ from clearwater.stun.turn import (
     OpenRelay,
     SendToClient,
     SendToPeer,
+    TurnStats,
 )
 
 __all__ = [
@@ -93,7 +94,6 @@ __all__ = [
     "RelayTcpFactory",
     "TurnCore",
     "TurnDriver",
-    "TurnStats",
     "TurnStreamFactory",
     "TurnStreamProtocol",
     "TurnUdpProtocol",
@@ -131,33 +131,6 @@ _CLIENT_CACHE = 10000
 
 class ITurnReactor(IReactorUDP, IReactorTCP, IReactorTime):
     """What the driver needs of a reactor: UDP ports, TCP (RFC 6062 relays) and timers."""
-
-
-class TurnStats(Protocol):
-    """The core's counters, read at scrape time."""
-
-    @property
-    def allocations(self) -> int: ...
-    @property
-    def allocations_total(self) -> int: ...
-    @property
-    def auth_failures(self) -> int: ...
-    @property
-    def relayed_packets_to_peer(self) -> int: ...
-    @property
-    def relayed_bytes_to_peer(self) -> int: ...
-    @property
-    def relayed_packets_to_client(self) -> int: ...
-    @property
-    def relayed_bytes_to_client(self) -> int: ...
-    @property
-    def quota_rejections(self) -> int: ...
-    @property
-    def peer_rejections(self) -> int: ...
-    @property
-    def bandwidth_drops(self) -> int: ...
-    @property
-    def permission_drops(self) -> int: ...
 
 
 class TurnCore(Protocol):

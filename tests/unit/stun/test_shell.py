@@ -15,7 +15,6 @@ import random
 from collections import defaultdict
 from typing import Any, Optional, cast
 
-import attrs
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from twisted.internet.address import IPv4Address
@@ -67,6 +66,7 @@ from clearwater.stun.turn import (
     SendToPeer,
     TurnConfig,
     TurnServer,
+    TurnStats,
 )
 from clearwater.testing import FakeUDPPort, SipMemoryReactor
 
@@ -78,21 +78,6 @@ PEER = ("203.0.113.9", 6000)
 NOT_GIVEN = object()
 
 
-@attrs.define
-class FakeStats:
-    allocations: int = 0
-    allocations_total: int = 0
-    auth_failures: int = 0
-    relayed_packets_to_peer: int = 0
-    relayed_bytes_to_peer: int = 0
-    relayed_packets_to_client: int = 0
-    relayed_bytes_to_client: int = 0
-    quota_rejections: int = 0
-    peer_rejections: int = 0
-    bandwidth_drops: int = 0
-    permission_drops: int = 0
-
-
 class FakeCore:
     """Records each call as ``(method, args...)``; returns the next effects queued for that
     method (``script[method]``), or none. ``deadline`` is what ``next_deadline()`` says."""
@@ -102,7 +87,7 @@ class FakeCore:
         self.script: defaultdict[str, list[list[object]]] = defaultdict(list)
         self.deadline: Optional[float] = None
         self.deadline_calls = 0
-        self.stats = FakeStats()
+        self.stats = TurnStats()
 
     def _next(self, method: str) -> list[object]:
         queue = self.script[method]
