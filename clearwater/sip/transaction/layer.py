@@ -23,6 +23,7 @@ Matching (§17.1.3, §17.2.3):
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections import deque
@@ -114,7 +115,7 @@ class TransactionUser(Protocol):
 class _Transaction:
     """Timers and effect bookkeeping shared by both kinds of transaction handle.
 
-    Timers live in the layer's heap (:meth:`TransactionLayer._start_timer`), not in one
+    Timers live in the layer's queues (:meth:`TransactionLayer._start_timer`), not in one
     ``callLater`` each: ``_timers`` maps a running timer's letter to its sequence number there.
     """
 
@@ -538,7 +539,12 @@ class TransactionLayer:
         queue = self._timer_queues.get(effect.after)
         if queue is None:
             queue = self._timer_queues[effect.after] = deque()
-        queue.append((at, seq, tsx.key, effect.timer._value_, isinstance(tsx, ServerTransaction)))
+        entry = (at, seq, tsx.key, effect.timer._value_, isinstance(tsx, ServerTransaction))
+        if queue and queue[-1][0] > at:
+            # out of order (a StartTimer without its duration, or a clock that stepped back)
+            bisect.insort(queue, entry)
+        else:
+            queue.append(entry)
         if at < self._wakeup_at:
             self._schedule_wakeup(at)
         return seq
