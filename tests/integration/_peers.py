@@ -74,18 +74,35 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 # ---- ports
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux's default if it
+    cannot be read)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            low, high = (int(word) for word in f.read().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+#: Where :func:`free_port` picks: below the ephemeral range, so that no outgoing connection is
+#: handed a picked port between the pick and the server's bind (seen: EADDRINUSE in CI).
+FREE_PORTS = (10000, max(10999, ephemeral_ports()[0] - 1))
+
+
 def free_port() -> int:
-    """A port on 127.0.0.1 that is free for both TCP and UDP right now (for peers that need one)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((HOST, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
+    """A port on 127.0.0.1 that is free for both TCP and UDP right now (for peers that need
+    one), outside the kernel's ephemeral range (:data:`FREE_PORTS`)."""
+    for _ in range(200):
+        port = random.randint(*FREE_PORTS)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind((HOST, port))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                     udp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
+        except OSError:
+            continue
+        return port
     raise RuntimeError("no port free for both TCP and UDP on " + HOST)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import re
 import socket
 import time
@@ -26,6 +27,7 @@ from tests.integration._peers import (
     CertFiles,
     Processes,
     describe,
+    ephemeral_ports,
     free_port,
     interop_certs,
     processes,
@@ -49,6 +51,17 @@ class Restund:
     http_port: int
 
 
+def relay_window() -> int:
+    """The first of 100 relay ports, above the kernel's ephemeral range when there is room
+    (else in the range :func:`free_port` picks from): never a port another peer of the test was
+    given. A port taken anyway only fails one of restund's bind attempts."""
+    high = ephemeral_ports()[1]
+    first = (high // 100 + 1) * 100
+    if first < 65400:
+        return random.randrange(first, 65400, 100)
+    return free_port() // 100 * 100
+
+
 def start_restund(
     processes: Processes, *options: Union[str, Path], tls: Optional[CertFiles] = None
 ) -> Restund:
@@ -57,8 +70,7 @@ def start_restund(
     to say it listens."""
     port, http_port = free_port(), free_port()
     tls_port = free_port() if tls is not None else 0
-    relay = free_port() // 100 * 100  # a window of 100 ports; clashes only fail a bind attempt
-    relay = min(max(relay, 20000), 60000)
+    relay = relay_window()
     args: list[Union[str, Path]] = [*TWISTD, "-n", "--pidfile=", "restund"]
     args += ["--listen", HOST + ":" + str(port), "--relay-ip", HOST, "--realm", REALM]
     args += ["--min-port", str(relay), "--max-port", str(relay + 99)]
