@@ -19,8 +19,7 @@ fault                                     result code
 version not 1                             5011 DIAMETER_UNSUPPORTED_VERSION
 length not a multiple of 4, below 20,     5015 DIAMETER_INVALID_MESSAGE_LENGTH
 or not the bytes given
-E bit on a request; the reserved header   3008 DIAMETER_INVALID_HDR_BITS
-bits set
+E bit on a request                        3008 DIAMETER_INVALID_HDR_BITS
 an AVP length below its header or past    5014 DIAMETER_INVALID_AVP_LENGTH (Failed-AVP: the AVP
 the end of the message (or of its group)  header padded with zeros, as §7.5 allows)
 reserved AVP flag bits set                3009 DIAMETER_INVALID_AVP_BITS
@@ -67,7 +66,6 @@ FLAG_REQUEST = 0x80
 FLAG_PROXIABLE = 0x40
 FLAG_ERROR = 0x20
 FLAG_RETRANSMITTED = 0x10
-_FLAGS_RESERVED = 0x0F
 
 #: AVP flags (RFC 6733 §4.1): Vendor-specific, Mandatory, Protected (deprecated, §13).
 AVP_FLAG_VENDOR = 0x80
@@ -322,9 +320,8 @@ def parse_message(data: bytes) -> Message:
             f"Message length {header.length} for {len(data)} bytes",
             header=header,
         )
-    if header.flags & _FLAGS_RESERVED or (
-        header.flags & FLAG_REQUEST and header.flags & FLAG_ERROR
-    ):
+    # Reserved command flags are ignored (RFC 6733 §3: "MUST be ... ignored by the receiver").
+    if header.flags & FLAG_REQUEST and header.flags & FLAG_ERROR:
         raise DiameterDecodeError(
             _INVALID_HDR_BITS, f"Command flags 0x{header.flags:02x}", header=header
         )

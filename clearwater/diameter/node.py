@@ -309,6 +309,7 @@ class DiameterNode(service.Service):
         self.jitter = jitter
         self._random = random_source or random.SystemRandom()
         self._handlers: dict[int, RequestHandler] = {}
+        self._waiters: dict[str, list[Deferred[None]]] = {}
         self._peers: dict[str, _Peer] = {}
         self._order: list[_Peer] = []
         self._pending: dict[int, _Pending] = {}
@@ -368,6 +369,37 @@ class DiameterNode(service.Service):
 
     def usable_peers(self) -> list[str]:
         return [peer.host for peer in self._order if peer.usable]
+
+    def add_peer(self, config: PeerConfig) -> None:
+        """Connect to one more peer (after the configured ones in routing order), at once if
+        the node runs. A peer of that host already known is left as it is."""
+        if config.host.lower() in self._peers:
+            return
+        peer = self._add_peer(config.host, config)
+        if self._running:
+            self._start(peer)
+
+    def wait_usable(self, host: str, timeout: float) -> Deferred[None]:
+        """Fires when peer ``host`` is usable, or fails with NoPeerError after ``timeout``."""
+        peer = self._peers.get(host.lower())
+        if peer is not None and peer.usable:
+            return defer.succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiters.setdefault(host.lower(), []).append(d)
+
+        def expire() -> None:
+            waiting = self._waiters.get(host.lower(), [])
+            if d in waiting:
+                waiting.remove(d)
+                d.errback(NoPeerError(f"Peer {host} not usable within {timeout} s"))
+
+        timer = self.reactor.callLater(timeout, expire)
+        return d.addBoth(_cancel_then, timer)
+
+    def _notify_usable(self, peer: _Peer) -> None:
+        if peer.usable:
+            for d in self._waiters.pop(peer.host.lower(), []):
+                d.callback(None)
 
     # ---- service
 
@@ -584,6 +616,7 @@ class DiameterNode(service.Service):
         if after in _OPEN and before not in _OPEN:
             peer.attempts = 0
             self._watchdog(peer, peer.watchdog.connection_up(now))
+            self._notify_usable(peer)
         elif before in _OPEN:
             self._fail_over(peer)  # Closing: new requests go elsewhere already
         if after is PeerState.CLOSED:
@@ -633,6 +666,7 @@ class DiameterNode(service.Service):
                 self._fail_over(peer)
             elif isinstance(effect, wd.Failback):
                 _log.info("Diameter: peer {host} is usable", host=peer.host)
+                self.reactor.callLater(0, self._notify_usable, peer)
             elif isinstance(effect, wd.AttemptOpen):
                 if peer.config is not None and peer.reconnect is None:
                     self._start(peer)
@@ -1019,6 +1053,12 @@ class DiameterNode(service.Service):
         if failed_avp is not None:
             avps.append(BASE.group("Failed-AVP", failed_avp))
         return make_answer(request, avps, error=3000 <= result < 4000)
+
+
+def _cancel_then(result: Any, timer: IDelayedCall) -> Any:
+    if timer.active():
+        timer.cancel()
+    return result
 
 
 def _no_peer_reason(message: Message, dictionary: Dictionary) -> str:

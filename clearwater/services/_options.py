@@ -50,6 +50,7 @@ __all__ = [
     "Repeated",
     "Setting",
     "comma_list",
+    "diameter_peer",
     "directory",
     "host",
     "int_range",
@@ -223,6 +224,33 @@ def comma_list(item: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
                 except ValueError as e:
                     raise ValueError(f"{part.strip()!r}: {e}") from None
         return tuple(values)
+
+    return convert
+
+
+def diameter_peer(default_port: int) -> Callable[[str], tuple[str, str, int]]:
+    """``NAME=ADDRESS[:PORT]``: a Diameter peer's identity (a host name) and where to reach it
+    (an IP address, IPv6 in brackets when a port follows, or a host name), port 1-65535."""
+
+    def convert(text: str) -> tuple[str, str, int]:
+        name, sep, where = text.strip().partition("=")
+        if not sep or not name or not where:
+            raise ValueError("expected NAME=ADDRESS[:PORT]")
+        name = host(name)
+        port = default_port
+        if where.startswith("["):
+            end = where.find("]")
+            if end == -1 or (where[end + 1 :] and not where[end + 1 :].startswith(":")):
+                raise ValueError("expected [IPv6]:PORT")
+            address, rest = where[1:end], where[end + 2 :]
+            if rest:
+                port = int_range(1, 65535)(rest)
+        elif where.count(":") == 1:
+            address, rest = where.split(":")
+            port = int_range(1, 65535)(rest)
+        else:
+            address = where
+        return name, host(address), port
 
     return convert
 

@@ -27,6 +27,7 @@ from clearwater.http.homestead_client import HomesteadClient
 from clearwater.scscf import ScscfConfig, build_scscf
 from clearwater.scscf.hss import Homestead
 from clearwater.scscf.subscribers import Sender, SubscriberManager
+from clearwater.services._stores import open_cas_store, open_timer_service
 from clearwater.services.sprout.tap import SproutConfig
 from clearwater.sip.sproutlet import Sproutlet
 from clearwater.stores.interfaces import (
@@ -76,32 +77,13 @@ def scscf_config(config: SproutConfig) -> ScscfConfig:
 
 
 def _cas_store(url: StoreUrl, reactor: ISipReactor, closers: StoresService) -> ICasStore:
-    if url.kind == "redis":
-        from clearwater.stores.redis import RedisCasStore, connect
-
-        store: ICasStore = RedisCasStore(connect(reactor, url.host, url.port, url.db))  # type: ignore[arg-type]
-    elif url.kind == "memcached":
-        from clearwater.stores.memcached import MemcachedCasStore
-
-        store = MemcachedCasStore(reactor, url.host, url.port)  # type: ignore[arg-type]
-    else:
-        from clearwater.stores.memory import MemoryCasStore
-
-        store = MemoryCasStore(reactor)
+    store = open_cas_store(url, reactor)
     closers.closers.append(store.close)
     return store
 
 
 def _timers(url: StoreUrl, reactor: ISipReactor, closers: StoresService) -> ITimerService:
-    if url.kind == "redis":
-        from clearwater.stores.redis import RedisTimerService, connect
-
-        client = connect(reactor, url.host, url.port, url.db)  # type: ignore[arg-type]
-        timers: ITimerService = RedisTimerService(client, reactor)
-    else:
-        from clearwater.stores.memory import MemoryTimerService
-
-        timers = MemoryTimerService(reactor)
+    timers = open_timer_service(url, reactor)
     closers.closers.append(timers.close)
     return timers
 
