@@ -1,13 +1,17 @@
-"""Homestead: subscriber data for sprout (clearwater spec §6.1), without an HSS.
+"""Homestead: subscriber data for sprout (clearwater spec §6.1).
 
-:mod:`clearwater.homestead.hssless` answers homestead's requests from an
-:class:`~clearwater.stores.interfaces.ISubscriberStore` and defines the answer types shared by
-the server (:mod:`clearwater.http.homestead`) and sprout's client
-(:mod:`clearwater.http.homestead_client`).
+Two implementations of :class:`~clearwater.homestead.api.IHomestead`:
+:mod:`clearwater.homestead.hssless` answers from an
+:class:`~clearwater.stores.interfaces.ISubscriberStore` (HSS-less mode) and defines the answer
+types shared by the server (:mod:`clearwater.http.homestead`) and sprout's client
+(:mod:`clearwater.http.homestead_client`); :mod:`clearwater.homestead.hss` asks an HSS over
+Diameter Cx and caches its answers (HSS mode, spec §7.1).
 """
 
 from __future__ import annotations
 
+from clearwater.homestead.api import IHomestead
+from clearwater.homestead.hss import HssHomestead
 from clearwater.homestead.hssless import (
     AUTH_TYPES,
     DIAMETER_SUCCESS,
@@ -35,7 +39,9 @@ __all__ = [
     "ChargingAddresses",
     "DigestAv",
     "HomesteadError",
+    "HssHomestead",
     "HsslessHomestead",
+    "IHomestead",
     "RegData",
     "ReqType",
     "ServerAssignment",

@@ -2,7 +2,9 @@
 """Homestead's HTTP API (clearwater spec §6.1): the resources sprout talks to.
 
 Paths, parameters and bodies are Clearwater's (homestead ``src/main.cpp`` handler regexes,
-``http_handlers.cpp``), answered by :class:`~clearwater.homestead.hssless.HsslessHomestead`:
+``http_handlers.cpp``), answered by an :class:`~clearwater.homestead.api.IHomestead`: the
+HSS-less :class:`~clearwater.homestead.hssless.HsslessHomestead` or the HSS-mode
+:class:`~clearwater.homestead.hss.HssHomestead`:
 
 * ``GET /impi/<impi>/av`` and ``GET /impi/<impi>/av/digest|aka|aka2``, query ``impu``,
   ``resync-auth``, ``server-name``: the JSON vector (spec §3.2);
@@ -50,12 +52,12 @@ from twisted.web.server import NOT_DONE_YET, Request
 from typing_extensions import override
 
 from clearwater.errors import ParseError
+from clearwater.homestead.api import IHomestead
 from clearwater.homestead.hssless import (
     AkaAv,
     AvScheme,
     DigestAv,
     HomesteadError,
-    HsslessHomestead,
     RegData,
     ReqType,
     ServerAssignment,
@@ -197,7 +199,7 @@ class _Api(Resource):
 
     isLeaf = True  # noqa: N815 (Twisted's name)
 
-    def __init__(self, homestead: HsslessHomestead) -> None:
+    def __init__(self, homestead: IHomestead) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # untyped in Twisted
         self._homestead = homestead
 
@@ -351,14 +353,14 @@ class _Impu(_Api):
         ).addCallback(_xml_answer)
 
 
-def homestead_children(homestead: HsslessHomestead) -> dict[bytes, IResource]:
+def homestead_children(homestead: IHomestead) -> dict[bytes, IResource]:
     """The ``impi`` and ``impu`` resources, to mount on a root (e.g. as ``children`` of
     :func:`~clearwater.http.management.management_resource`)."""
     return {b"impi": _Impi(homestead), b"impu": _Impu(homestead)}
 
 
 def homestead_resource(
-    homestead: HsslessHomestead,
+    homestead: IHomestead,
     *,
     registry: Optional[CollectorRegistry] = None,
     health: Optional[HealthCheck] = None,

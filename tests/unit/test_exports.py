@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import clearwater
 import clearwater.aka
+import clearwater.diameter
+import clearwater.diameter.apps.cx
+import clearwater.diameter.apps.rf
 import clearwater.errors
 import clearwater.homestead
+import clearwater.homestead.api
+import clearwater.homestead.hss
 import clearwater.homestead.provisioning
 import clearwater.http.homestead
 import clearwater.http.homestead_client
 import clearwater.http.homestead_prov
 import clearwater.http.sprout
+import clearwater.http.sprout_client
 import clearwater.scscf
 import clearwater.scscf.authentication
 import clearwater.scscf.bindings
@@ -59,6 +65,12 @@ def test_every_exported_name_exists() -> None:
         clearwater.testing,
         clearwater.aka,
         clearwater.homestead,
+        clearwater.homestead.api,
+        clearwater.homestead.hss,
+        clearwater.diameter,
+        clearwater.diameter.apps.cx,
+        clearwater.diameter.apps.rf,
+        clearwater.http.sprout_client,
         clearwater.http.homestead,
         clearwater.http.homestead_client,
         clearwater.http.homestead_prov,

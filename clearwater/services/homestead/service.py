@@ -9,13 +9,24 @@ a named ``MultiService`` (STYLE.md §2.4):
   on ``--local-ip`` and ``--http-port`` (8888; 0: none);
 - ``"prov"``: homestead-prov's provisioning API on ``--prov-address`` (loopback) and
   ``--prov-port`` (8889; 0: none).
+
+In HSS mode (:class:`~clearwater.services.homestead.tap.HssConfig`) :func:`build_hss` makes
+instead:
+
+- ``"cache"``: the ``--cache-store`` the HSS's answers are kept in, closed last;
+- ``"diameter"``: the :class:`~clearwater.diameter.node.DiameterNode` (Cx, vendor 10415)
+  connecting to each HSS and listening on ``--local-ip`` and ``--diameter-port``; it answers
+  the HSS's RTR and PPR through :meth:`~clearwater.homestead.hss.HssHomestead.handle_cx_request`,
+  which calls sprout's HTTP API at ``--sprout-http-name``. Stopping it sends DPR;
+- ``"http"``: the same homestead API, answered by
+  :class:`~clearwater.homestead.hss.HssHomestead`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import cast
+from typing import Callable, cast
 
 from prometheus_client import CollectorRegistry
 from twisted.application import internet, service
@@ -30,7 +41,8 @@ from clearwater.homestead.hssless import HsslessHomestead
 from clearwater.http.homestead import homestead_resource
 from clearwater.http.homestead_prov import homestead_prov_resource
 from clearwater.http.management import QuietSite
-from clearwater.services.homestead.tap import HomesteadConfig
+from clearwater.services._stores import open_cas_store
+from clearwater.services.homestead.tap import HomesteadConfig, HssConfig
 from clearwater.stores.cached import DEFAULT_CACHE_TTL, CachedSubscriberStore
 from clearwater.stores.interfaces import ISubscriberStore
 from clearwater.stores.urls import StoreUrl
@@ -136,9 +148,82 @@ def build(
     return top
 
 
+class _Closing(service.Service):
+    """Closes a store when homestead stops."""
+
+    def __init__(self, close: Callable[[], Deferred[None]]) -> None:
+        self.close = close
+
+    @override
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        return self.close()
+
+
+def build_hss(
+    config: HomesteadConfig, hss: HssConfig, reactor: ISipReactor
+) -> service.MultiService:
+    """The homestead service tree of HSS mode."""
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    from clearwater.diameter.apps.cx import CX
+    from clearwater.diameter.dictionary import APP_CX, VENDOR_3GPP
+    from clearwater.diameter.node import Application, DiameterNode, PeerConfig
+    from clearwater.homestead.hss import HssHomestead
+    from clearwater.http.sprout_client import SproutClient
+
+    top = service.MultiService()
+    cache = open_cas_store(hss.cache_store, reactor)
+    closing = _Closing(cache.close)
+    closing.setName("cache")  # type: ignore[no-untyped-call]
+    closing.setServiceParent(top)  # type: ignore[no-untyped-call]
+    node = DiameterNode(
+        reactor,
+        hss.diameter_identity,
+        hss.diameter_realm,
+        [Application(APP_CX, VENDOR_3GPP, dictionary=CX)],
+        peers=[PeerConfig(name, address, port) for name, address, port in hss.peers],
+        listen=(hss.diameter_port, config.local_ip) if hss.diameter_port else None,
+        watchdog_interval=hss.watchdog,
+        request_timeout=hss.timeout,
+    )
+    node.setName("diameter")  # type: ignore[no-untyped-call]
+    node.setServiceParent(top)  # type: ignore[no-untyped-call]
+    pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
+    sprout_host, sprout_port = hss.sprout_http
+    bracketed = "[" + sprout_host + "]" if ":" in sprout_host else sprout_host
+    sprout = SproutClient(
+        Agent(reactor, pool=pool),  # type: ignore[no-untyped-call]
+        reactor,
+        f"http://{bracketed}:{sprout_port}",
+    )
+    homestead = HssHomestead(
+        node,
+        cache,
+        sprout,
+        hss_realm=hss.hss_realm,
+        hss_host=hss.hss_hostname,
+        server_name=config.scscf_uri,
+        home_domain=config.home_domain,
+        reregistration_time=hss.reregistration_time,
+        timeout=hss.timeout,
+    )
+    node.set_handler(APP_CX, homestead.handle_cx_request)
+    if config.http_port:
+        root = homestead_resource(homestead, registry=CollectorRegistry())
+        http = internet.TCPServer(
+            config.http_port, QuietSite(root, reactor), interface=config.local_ip, reactor=reactor
+        )
+        http.setName("http")
+        http.setServiceParent(top)
+    return top
+
+
 def make_service(config: HomesteadConfig, reactor: ISipReactor) -> service.MultiService:
     """Open the store and build the tree; a store that cannot be opened is a SystemExit
     naming it."""
+    if config.hss is not None:
+        return build_hss(config, config.hss, reactor)
     try:
         store = open_subscriber_store(config.store, reactor, config.subscriber_cache_ttl)
     except ValueError as e:

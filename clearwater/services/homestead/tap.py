@@ -15,12 +15,21 @@ Choices where Clearwater differs or is silent:
   ``sip:scscf.<sprout hostname>;transport=tcp`` (spec §2.9);
 - subscriber data read from a SQLite or Redis store is reused for ``--subscriber-cache-ttl``
   seconds (:mod:`clearwater.stores.cached`, in the place of Clearwater's Cassandra cache).
+
+HSS mode (issue #8, spec §6.1, §7.1): ``--hss-hostname`` or ``--hss-peer`` turns on Diameter
+Cx. Homestead then answers from the HSS (:mod:`clearwater.homestead.hss`), caching its answers
+in ``--cache-store`` (memory by default, as the HSS holds the data: a restarted homestead asks
+it again); the subscriber store and the provisioning API are not used. ``--hss-hostname`` is
+Clearwater's single HSS, named as Destination-Host on every request and reached at its name
+and ``--hss-port``; ``--hss-peer NAME=ADDRESS[:PORT]`` (repeatable) lists HSSs reached at fixed
+addresses, tried in order within ``--hss-realm`` (Destination-Host is then set only when
+``--hss-hostname`` names one of them).
 """
 
 from __future__ import annotations
 
 import os
-from typing import ClassVar, Optional, cast
+from typing import Callable, ClassVar, Optional, cast
 
 import attrs
 from twisted.application.service import IService
@@ -32,7 +41,9 @@ from clearwater.errors import ParseError
 from clearwater.services._options import (
     AnySetting,
     ConfigOptions,
+    Repeated,
     Setting,
+    diameter_peer,
     host,
     int_range,
     ip_address,
@@ -41,7 +52,14 @@ from clearwater.services._options import (
 from clearwater.sip import parse_sip_uri
 from clearwater.stores.urls import StoreUrl, parse_store_url
 
-__all__ = ["HomesteadConfig", "HomesteadOptions", "Options", "default_store", "makeService"]
+__all__ = [
+    "HomesteadConfig",
+    "HomesteadOptions",
+    "HssConfig",
+    "Options",
+    "default_store",
+    "makeService",
+]
 
 
 #: Where subscribers live when ``--store`` is not given.
@@ -57,11 +75,70 @@ def _store(text: str) -> StoreUrl:
     return parse_store_url(text, kinds=("memory", "sqlite", "redis"))
 
 
+def _listen_host_port(default_port: int) -> Callable[[str], tuple[str, int]]:
+    """``HOST[:PORT]`` (an IPv6 address in brackets when a port follows)."""
+
+    def convert(text: str) -> tuple[str, int]:
+        text = text.strip()
+        port = default_port
+        if text.startswith("["):
+            end = text.find("]")
+            if end == -1:
+                raise ValueError("unclosed [")
+            name, rest = text[1:end], text[end + 1 :]
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError("expected HOST:PORT")
+                port = int_range(1, 65535)(rest[1:])
+        elif text.count(":") == 1:
+            name, rest = text.split(":")
+            port = int_range(1, 65535)(rest)
+        else:
+            name = text
+        return host(name), port
+
+    return convert
+
+
 def _scscf_uri(text: str) -> str:
     try:
         return str(parse_sip_uri(text))
     except ParseError as e:
         raise ValueError(e.reason) from None
+
+
+def _cache_store(text: str) -> StoreUrl:
+    return parse_store_url(text, kinds=("memory", "memcached", "redis"))
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError("not a number of seconds") from None
+        if not low <= value <= high:
+            raise ValueError(f"out of range {low:g}..{high:g}")
+        return value
+
+    return convert
+
+
+@attrs.frozen
+class HssConfig:
+    """HSS mode: where the HSS is, our Diameter identity, and the cache."""
+
+    hss_realm: str
+    hss_hostname: Optional[str]  # Destination-Host, if one
+    peers: tuple[tuple[str, str, int], ...]  # (identity, address, port), in order
+    diameter_identity: str
+    diameter_realm: str
+    diameter_port: int  # 0: do not listen
+    watchdog: float
+    timeout: float
+    reregistration_time: int
+    sprout_http: tuple[str, int]
+    cache_store: StoreUrl
 
 
 @attrs.frozen
@@ -77,6 +154,7 @@ class HomesteadConfig:
     prov_port: int  # 0: none
     store: StoreUrl
     subscriber_cache_ttl: int = 10  # seconds; 0: no cache
+    hss: Optional[HssConfig] = None  # None: HSS-less mode
 
 
 HOME_DOMAIN = Setting("home-domain", "home_domain", host, help="Home SIP domain (required)")
@@ -122,14 +200,88 @@ SUBSCRIBER_CACHE_TTL = Setting(
     "process sharing the store is seen within it); 0: no cache",
 )
 
+HSS_HOSTNAME = Setting(
+    "hss-hostname",
+    "hss_hostname",
+    host,
+    help="The HSS (its Diameter identity, also the host connected to): turns on HSS mode",
+)
+HSS_PORT = Setting("hss-port", "hss_port", int_range(1, 65535), "3868", "Diameter port of the HSS")
+HSS_PEER = Repeated(
+    "hss-peer",
+    diameter_peer(3868),
+    "NAME=ADDRESS[:PORT] of an HSS (Diameter identity and where to reach it); turns on HSS mode",
+)
+HSS_REALM = Setting(
+    "hss-realm",
+    "hss_realm",
+    host,
+    help="Destination-Realm of Cx requests",
+    default_help="home domain",
+)
+DIAMETER_IDENTITY = Setting(
+    "diameter-identity",
+    "hs_diameteridentity",
+    host,
+    help="Our Diameter identity (Origin-Host)",
+    default_help="homestead.<home domain>",
+)
+DIAMETER_REALM = Setting(
+    "diameter-realm",
+    None,
+    host,
+    help="Our Diameter realm (Origin-Realm)",
+    default_help="home domain",
+)
+DIAMETER_PORT = Setting(
+    "diameter-port", None, port_number, "3868", "Port HSSs may connect to (on --local-ip); 0: none"
+)
+DIAMETER_WATCHDOG = Setting(
+    "diameter-watchdog",
+    "homestead_diameter_watchdog_timer",
+    _seconds(6, 3600),
+    "6",
+    "Seconds between Device-Watchdog requests to an idle HSS (Tw, RFC 3539: at least 6)",
+)
+DIAMETER_TIMEOUT = Setting(
+    "diameter-timeout",
+    None,
+    _seconds(0.01, 60),
+    "0.2",
+    "Seconds to wait for the HSS's answer (Clearwater's diameter_timeout_ms: 200 ms)",
+)
+HSS_REREGISTRATION_TIME = Setting(
+    "hss-reregistration-time",
+    "hss_reregistration_time",
+    int_range(60, 86400),
+    "1800",
+    "Seconds after which a re-registration is told to the HSS again (cached twice as long)",
+)
+SPROUT_HTTP_NAME = Setting(
+    "sprout-http-name",
+    "sprout_http_name",
+    _listen_host_port(9888),
+    help="HOST[:PORT] of sprout's HTTP API, for the HSS's RTR and PPR",
+    default_help="<sprout hostname>:9888",
+)
+CACHE_STORE = Setting(
+    "cache-store",
+    None,
+    _cache_store,
+    "memory:",
+    "Where HSS answers are cached: memory:, memcached://HOST:PORT or redis://HOST:PORT/DB",
+)
+
 
 class HomesteadOptions(ConfigOptions):
     """Options of ``twistd homestead``; :meth:`config` returns the frozen result."""
 
     longdesc = (
-        "Homestead (HSS-less mode): the subscriber data sprout reads over HTTP, provisioned "
-        "through homestead-prov's API (clearwater-provision). Options not given are read from "
-        "--config files (Clearwater's shared_config format), else defaulted."
+        "Homestead: the subscriber data sprout reads over HTTP. HSS-less mode (the default): "
+        "subscribers provisioned through homestead-prov's API (clearwater-provision). HSS mode "
+        "(--hss-hostname or --hss-peer): answers from an HSS over Diameter Cx, cached. Options "
+        "not given are read from --config files (Clearwater's shared_config format), else "
+        "defaulted."
     )
     settings: ClassVar[tuple[AnySetting, ...]] = (
         HOME_DOMAIN,
@@ -141,6 +293,18 @@ class HomesteadOptions(ConfigOptions):
         PROV_PORT,
         STORE,
         SUBSCRIBER_CACHE_TTL,
+        HSS_HOSTNAME,
+        HSS_PORT,
+        HSS_PEER,
+        HSS_REALM,
+        DIAMETER_IDENTITY,
+        DIAMETER_REALM,
+        DIAMETER_PORT,
+        DIAMETER_WATCHDOG,
+        DIAMETER_TIMEOUT,
+        HSS_REREGISTRATION_TIME,
+        SPROUT_HTTP_NAME,
+        CACHE_STORE,
     )
 
     def __init__(self) -> None:
@@ -166,6 +330,34 @@ class HomesteadOptions(ConfigOptions):
             prov_port=prov_port,
             store=self.value_or_derived(STORE, default_store()),
             subscriber_cache_ttl=self.required_value(SUBSCRIBER_CACHE_TTL),
+            hss=self._hss(home_domain, hostname, http_port),
+        )
+
+    def _hss(self, home_domain: str, sprout_hostname: str, http_port: int) -> Optional[HssConfig]:
+        hostname = self.setting_value(HSS_HOSTNAME)
+        peers = self.repeated_values(HSS_PEER)
+        if hostname is None and not peers:
+            return None
+        if hostname is not None and not any(p[0].lower() == hostname.lower() for p in peers):
+            peers = ((hostname, hostname, self.required_value(HSS_PORT)), *peers)
+        names = [p[0].lower() for p in peers]
+        if len(set(names)) != len(names):
+            raise usage.UsageError("--hss-peer names one HSS twice")
+        diameter_port = self.required_value(DIAMETER_PORT)
+        if diameter_port and diameter_port == http_port:
+            raise usage.UsageError(f"--diameter-port and --http-port both use port {diameter_port}")
+        return HssConfig(
+            hss_realm=self.value_or_derived(HSS_REALM, home_domain),
+            hss_hostname=hostname,
+            peers=tuple(peers),
+            diameter_identity=self.value_or_derived(DIAMETER_IDENTITY, "homestead." + home_domain),
+            diameter_realm=self.value_or_derived(DIAMETER_REALM, home_domain),
+            diameter_port=diameter_port,
+            watchdog=self.required_value(DIAMETER_WATCHDOG),
+            timeout=self.required_value(DIAMETER_TIMEOUT),
+            reregistration_time=self.required_value(HSS_REREGISTRATION_TIME),
+            sprout_http=self.value_or_derived(SPROUT_HTTP_NAME, sprout_hostname + ":9888"),
+            cache_store=self.required_value(CACHE_STORE),
         )
 
     def config(self) -> HomesteadConfig:

@@ -56,3 +56,60 @@ class OpenSubscriberStoreTests(TestCase):
 def test_memory_needs_no_cache() -> None:
     store = open_subscriber_store(StoreUrl("memory"), cast(ISipReactor, Clock()), 5)
     assert isinstance(store, MemorySubscriberStore)
+
+
+def _config(*args: str) -> HomesteadOptions:
+    options = HomesteadOptions()
+    options.parseOptions(["--home-domain=example.com", *args])
+    return options
+
+
+def test_hss_less_mode_unless_an_hss_is_named() -> None:
+    assert _config().config().hss is None
+
+
+def test_hss_peer_turns_on_hss_mode_with_clearwater_defaults() -> None:
+    hss = _config("--hss-peer", "hss1.example.com=127.0.0.1:3869").config().hss
+    assert hss is not None
+    assert hss.peers == (("hss1.example.com", "127.0.0.1", 3869),)
+    assert hss.hss_hostname is None  # realm-routed: no Destination-Host
+    assert hss.hss_realm == "example.com"
+    assert (hss.diameter_identity, hss.diameter_realm) == ("homestead.example.com", "example.com")
+    assert (hss.diameter_port, hss.watchdog, hss.timeout) == (3868, 6.0, 0.2)
+    assert hss.reregistration_time == 1800
+    assert hss.sprout_http == ("sprout.example.com", 9888)
+    assert str(hss.cache_store) == "memory:"
+
+
+def test_hss_hostname_is_the_destination_host_and_a_peer() -> None:
+    hss = _config(
+        "--hss-hostname=hss.example.net", "--hss-port=3870", "--hss-realm=example.net",
+        "--hss-peer=hss2.example.net=[::1]", "--sprout-http-name=127.0.0.1:19888",
+    ).config().hss  # fmt: skip
+    assert hss is not None
+    assert hss.hss_hostname == "hss.example.net"
+    assert hss.peers == (
+        ("hss.example.net", "hss.example.net", 3870),
+        ("hss2.example.net", "::1", 3868),
+    )
+    assert hss.hss_realm == "example.net"
+    assert hss.sprout_http == ("127.0.0.1", 19888)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--hss-peer=hss.example.com"], "--hss-peer"),
+        (["--hss-peer=hss.example.com=127.0.0.1:0"], "--hss-peer"),
+        (
+            ["--hss-peer=a.example.com=127.0.0.1", "--hss-peer=A.example.com=127.0.0.2"],
+            "--hss-peer",
+        ),
+        (["--hss-peer=a.example.com=127.0.0.1", "--diameter-watchdog=5"], "--diameter-watchdog"),
+        (["--hss-peer=a.example.com=127.0.0.1", "--diameter-port=8888"], "--diameter-port"),
+        (["--hss-peer=a.example.com=127.0.0.1", "--cache-store=sqlite:/tmp/x"], "--cache-store"),
+    ],
+)
+def test_bad_hss_options_are_usage_errors_naming_the_option(args: list[str], named: str) -> None:
+    with pytest.raises(usage.UsageError, match=named):
+        _config(*args)
