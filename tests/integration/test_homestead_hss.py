@@ -1,0 +1,116 @@
+"""Homestead in HSS mode end to end (issue #8's must-show): SIPp registers subscribers with
+digest through ``twistd sprout`` → ``twistd homestead --hss-peer ...`` (Cx over real TCP) →
+two scripted HSSs (``python -m clearwater.testing.hss``) sharing one subscriber store; with
+one HSS stopped, registrations still succeed through the other."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration._peers import (
+    HOST,
+    STARTUP_TIMEOUT,
+    TWISTD,
+    Processes,
+    describe,
+    free_port,
+    port_is_bound,
+    processes,
+    sprout_env,
+    start_sprout,
+    wait_until,
+)
+from tests.integration.test_homestead_service import provision
+from tests.integration.test_scscf_interop import _assert_all, _register
+
+__all__ = ["processes"]  # the fixture
+
+USERS = 50
+REALM = "example.com"
+
+
+def start_hss(
+    processes: Processes, name: str, store: str, port: int, prov_port: int = 0
+) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "clearwater.testing.hss", "--identity", f"{name}.{REALM}"]
+    args += ["--realm", REALM, "--listen", f"{HOST}:{port}", "--store", store, "--tw", "6"]
+    args += ["--home-domain", REALM]
+    if prov_port:
+        args += ["--prov-port", str(prov_port)]
+    process = processes.start(name, args, env=sprout_env())
+    wait_until(
+        lambda: (
+            process.poll() is not None
+            or (port_is_bound("tcp", port) and (not prov_port or port_is_bound("tcp", prov_port)))
+        ),
+        STARTUP_TIMEOUT,
+        name + " to listen",
+    )
+    assert process.poll() is None, processes.log(name)
+    return process
+
+
+def start_hss_homestead(
+    processes: Processes, http_port: int, hss_ports: dict[str, int]
+) -> subprocess.Popen[bytes]:
+    args = [*TWISTD, "-n", "--pidfile=", "homestead", "--home-domain", REALM]
+    args += ["--local-ip", HOST, "--http-port", str(http_port), "--diameter-port", "0"]
+    args += ["--hss-realm", REALM, "--diameter-watchdog", "6", "--diameter-timeout", "2"]
+    for name, port in hss_ports.items():
+        args += ["--hss-peer", f"{name}.{REALM}={HOST}:{port}"]
+    process = processes.start("homestead", args, env=sprout_env())
+    opened = [f"peer {name}.{REALM} Wait-I-CEA -> I-Open" for name in hss_ports]
+    wait_until(
+        lambda: (
+            process.poll() is not None or all(line in processes.log("homestead") for line in opened)
+        ),
+        STARTUP_TIMEOUT,
+        "homestead to open its HSS connections",
+    )
+    assert process.poll() is None, processes.log("homestead")
+    return process
+
+
+def test_sipp_registers_through_hss_mode_homestead_and_survives_an_hss_stopping(
+    processes: Processes, tmp_path: Path
+) -> None:
+    store = "sqlite:" + str(tmp_path / "hss.db")
+    ports = {"hss1": free_port(), "hss2": free_port()}
+    prov_port = free_port()
+    hss1 = start_hss(processes, "hss1", store, ports["hss1"], prov_port)
+    start_hss(processes, "hss2", store, ports["hss2"])
+    csv = tmp_path / "users.csv"
+    lines = (f"sip:user{n:04}@{REALM},user{n:04}@{REALM},pw{n:04}\n" for n in range(USERS))
+    csv.write_text("".join(lines))
+    created = provision("--server", f"http://{HOST}:{prov_port}", "create-users", "--csv", str(csv))
+    assert created.returncode == 0, describe(created)
+
+    hs_port = free_port()
+    start_hss_homestead(processes, hs_port, ports)
+    scscf = free_port()
+    start_sprout(
+        processes,
+        "--scscf", str(scscf), "--hs-hostname", f"{HOST}:{hs_port}",
+        "--reg-max-expires", "1800",
+    )  # fmt: skip
+    wait_until(lambda: port_is_bound("udp", scscf), 10, "the S-CSCF port")
+
+    _assert_all(_register(tmp_path, scscf, 0, USERS, "udp"), USERS, processes)
+    hs_log = processes.log("homestead")
+    assert "hss1" in processes.log("hss1")
+
+    # The first HSS goes away (SIGTERM: it sends DPR); the second serves every request.
+    hss1.terminate()
+    assert hss1.wait(timeout=30) == 0, processes.log("hss1")
+    wait_until(
+        lambda: (
+            f"peer hss1.{REALM} Closing -> Closed" in processes.log("homestead")
+            or f"peer hss1.{REALM} I-Open -> Closed" in processes.log("homestead")
+        ),
+        15,
+        "homestead to see hss1 go",
+    )
+    _assert_all(_register(tmp_path, scscf, 0, USERS, "tcp"), USERS, processes)
+    assert "Traceback" not in processes.log("homestead"), hs_log
