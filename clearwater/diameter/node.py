@@ -26,7 +26,8 @@ Peers and connections
   is not used: it reconnects whenever its connection drops, which would fight the state
   machine (the loser of an election, a peer already open on its own connection).
 - Stopping the node sends DPR (Disconnect-Cause REBOOTING) to every open peer and waits for
-  their DPAs (at most ``closing_timeout``) before closing. A peer's DPR is answered and its
+  their DPAs (at most ``closing_timeout``) before closing; requests still pending fail with
+  :class:`~clearwater.diameter.interfaces.NoPeerError`. A peer's DPR is answered and its
   connection closed; one saying BUSY or DO_NOT_WANT_TO_TALK_TO_YOU is not reconnected for
   ``tc`` seconds.
 
@@ -42,14 +43,16 @@ Malformed input (§7): a request that does not parse is answered with the result
 codec gives (:mod:`.message`) and Failed-AVP; one of an application we do not serve with
 DIAMETER_APPLICATION_UNSUPPORTED; one carrying an AVP with the M flag that its application's
 dictionary does not know with DIAMETER_AVP_UNSUPPORTED and that AVP as Failed-AVP; 3xxx
-answers set the E flag. A stream that cannot be framed (a length below 20 or above
-``max_message``) is closed. Nothing a peer sends raises out of the node.
+answers set the E flag. A handler's exception, or an answer that is not a message that can be
+sent, is answered DIAMETER_UNABLE_TO_COMPLY. A stream that cannot be framed (a length below 20
+or above ``max_message``) is closed. Nothing a peer sends raises out of the node.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import struct
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -84,7 +87,6 @@ from clearwater.diameter.interfaces import (
     RequestHandler,
 )
 from clearwater.diameter.message import (
-    FLAG_ERROR,
     FLAG_PROXIABLE,
     FLAG_REQUEST,
     FLAG_RETRANSMITTED,
@@ -149,8 +151,12 @@ class _Pending:
     message: Message
     deferred: Deferred[Message]
     peer: _Peer
-    timeout: IDelayedCall
+    timeout: Optional[IDelayedCall] = None
     tried: set[str] = attrs.field(factory=set)
+
+    def stop_timer(self) -> None:
+        if self.timeout is not None and self.timeout.active():
+            self.timeout.cancel()
 
 
 class _Connection(Protocol):
@@ -163,11 +169,15 @@ class _Connection(Protocol):
         self.peer = peer
         self.framer = Framer(node.max_message)
         self.closed = False
+        self.closing = False  # we closed it: what it still delivers is not read
         self.cer: Optional[Message] = None  # a CER held for its CEA (responder connections)
         self.cer_timer: Optional[IDelayedCall] = None
 
     @override
     def connectionMade(self) -> None:
+        transport = self.transport
+        if ITCPTransport.providedBy(transport):
+            transport.setTcpNoDelay(True)  # one message per write: no Nagle delay on answers
         if self.conn is Conn.RESPONDER:
             # A connection that sends no CER is dropped (RFC 6733 §5.6.1 leaves it unbound).
             self.cer_timer = self.node.reactor.callLater(self.node.cea_timeout, self.abort)
@@ -181,7 +191,7 @@ class _Connection(Protocol):
             self.abort()
             return
         for frame in frames:
-            if self.closed:
+            if self.closed or self.closing:
                 return
             self.node._received(self, frame)
 
@@ -204,15 +214,20 @@ class _Connection(Protocol):
         return str(getattr(self.transport.getHost(), "host", "127.0.0.1"))
 
     def send(self, message: Message) -> None:
+        self.write(bytes(message))
+
+    def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
-            self.transport.write(bytes(message))
+            self.transport.write(data)
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:
+            self.closing = True
             self.transport.loseConnection()
 
     def abort(self) -> None:
         if not self.closed and self.transport is not None:
+            self.closing = True
             transport = self.transport
             if ITCPTransport.providedBy(transport):
                 transport.abortConnection()
@@ -236,11 +251,13 @@ class _Peer:
             closing_timeout=node.closing_timeout,
         )
         self.watchdog = Watchdog(node.watchdog_interval, node.jitter)
+        self.watchdog_state = self.watchdog.state  # as last logged
         self.connections: dict[Conn, _Connection] = {}
         self.queue: deque[tuple[PeerEvent, Optional[str], dict[str, Any]]] = deque()
         self.timer: Optional[IDelayedCall] = None
         self.watchdog_timer: Optional[IDelayedCall] = None
         self.reconnect: Optional[IDelayedCall] = None
+        self.connecting: Optional[Deferred[Any]] = None  # the connection attempt in progress
         self.attempts = 0
         self.quiet_until = 0.0
         self.address = ""
@@ -342,16 +359,24 @@ class DiameterNode(service.Service):
     def request(self, message: Message, timeout: Optional[float] = None) -> Deferred[Message]:
         if len(self._pending) >= self.max_pending:
             return defer.fail(NoPeerError(f"{self.max_pending} requests already pending"))
-        d: Deferred[Message] = Deferred(self._cancel_pending)
         e2e = next(self._end_to_end) & 0xFFFFFFFF
         message = attrs.evolve(message, flags=message.flags | FLAG_REQUEST, end_to_end=e2e)
         peer = self._route(message, ())
         if peer is None:
             return defer.fail(NoPeerError(_no_peer_reason(message, BASE)))
+
+        def cancel(_: Deferred[Message]) -> None:
+            self._cancel_pending(pending)
+
+        pending = _Pending(message, Deferred(cancel), peer)
         delay = self.request_timeout if timeout is None else timeout
-        pending = _Pending(message, d, peer, self.reactor.callLater(delay, self._timed_out, d))
-        self._send_pending(pending, peer)
-        return d
+        pending.timeout = self.reactor.callLater(delay, self._timed_out, pending)
+        try:
+            self._send_pending(pending, peer)
+        except (ValueError, struct.error) as e:  # a message that cannot be encoded
+            pending.stop_timer()
+            return defer.fail(e)
+        return pending.deferred
 
     # ---- inspection
 
@@ -364,7 +389,7 @@ class DiameterNode(service.Service):
 
     def peer_state(self, host: str) -> Optional[tuple[PeerState, WatchdogState]]:
         """A peer's state machine and watchdog states, or None for an unknown peer."""
-        peer = self._peers.get(host)
+        peer = self._peers.get(host.lower())
         return None if peer is None else (peer.machine.state, peer.watchdog.state)
 
     def usable_peers(self) -> list[str]:
@@ -469,23 +494,35 @@ class DiameterNode(service.Service):
             self.reactor, config.address, config.port, timeout=max(1, int(self.tc))
         )
         connection = _Connection(self, Conn.INITIATOR, peer)
-        endpoint.connect(_OneShotFactory(connection)).addCallbacks(
-            lambda _: self._connected(peer, connection),
-            lambda failure: self._connect_failed(failure, peer),
+        attempt: Deferred[Any] = endpoint.connect(_OneShotFactory(connection))
+        peer.connecting = attempt
+        attempt.addCallbacks(
+            lambda _: self._connected(peer, attempt, connection),
+            lambda failure: self._connect_failed(failure, peer, attempt),
         )
 
-    def _connected(self, peer: _Peer, connection: _Connection) -> None:
+    def _connected(self, peer: _Peer, attempt: Deferred[Any], connection: _Connection) -> None:
+        if peer.connecting is not attempt:
+            connection.abort()  # the attempt was given up meanwhile
+            return
+        peer.connecting = None
         if not self._running:
             connection.abort()
-            self._connect_failed(Failure(NoPeerError("Diameter node stopping")), peer)  # type: ignore[no-untyped-call]
+            self._connect_failed(Failure(NoPeerError("Diameter node stopping")), peer, None)  # type: ignore[no-untyped-call]
             return
         if peer.machine.state not in (PeerState.WAIT_CONN_ACK, PeerState.WAIT_CONN_ACK_ELECT):
-            connection.abort()  # the attempt was given up meanwhile
+            connection.abort()
             return
         peer.connections[Conn.INITIATOR] = connection
         self._feed(peer, PeerEvent.I_RCV_CONN_ACK)
 
-    def _connect_failed(self, failure: Failure, peer: _Peer) -> None:
+    def _connect_failed(
+        self, failure: Failure, peer: _Peer, attempt: Optional[Deferred[Any]]
+    ) -> None:
+        if attempt is not None:
+            if peer.connecting is not attempt:
+                return  # given up meanwhile (cancelled)
+            peer.connecting = None
         _log.info(
             "Diameter: cannot connect to {host}: {error}", host=peer.host, error=failure.value
         )
@@ -509,11 +546,16 @@ class DiameterNode(service.Service):
             before = peer.machine.state
             effects = peer.machine.handle(event, self.reactor.seconds(), origin_host=origin_host)
             after = peer.machine.state
-            for effect in effects:
-                self._apply(peer, effect, context)
-            if after is not before:
-                self._state_changed(peer, before, after)
-            peer.queue.popleft()
+            try:
+                for effect in effects:
+                    self._apply(peer, effect, context)
+                if after is not before:
+                    self._state_changed(peer, before, after)
+            except Exception:
+                # A bug, not the peer's doing; the events queued behind this one still run.
+                _log.failure("Diameter: {event} for {host}", event=event.value, host=peer.host)
+            finally:
+                peer.queue.popleft()
             if first is None:
                 first = effects
         return first or []
@@ -560,7 +602,9 @@ class DiameterNode(service.Service):
                 gone.peer = None
                 gone.close()
         elif isinstance(effect, pm.SendMessage):
-            self._send_on(peer, effect.conn, context["message"])
+            carrier = peer.connections.get(effect.conn)
+            if carrier is not None:
+                carrier.write(context["data"])
         elif isinstance(effect, pm.SendDWA):
             self._send_on(peer, effect.conn, context["answer"])
         elif isinstance(effect, pm.ProcessDWA):
@@ -600,6 +644,9 @@ class DiameterNode(service.Service):
             connection.send(message)
 
     def _abort_all(self, peer: _Peer) -> None:
+        attempt, peer.connecting = peer.connecting, None
+        if attempt is not None and not attempt.called:
+            attempt.cancel()
         for connection in list(peer.connections.values()):
             connection.peer = None
             connection.abort()
@@ -672,6 +719,15 @@ class DiameterNode(service.Service):
                     self._start(peer)
             elif isinstance(effect, wd.Throwaway):
                 keep = False
+        state = peer.watchdog.state
+        if state is not peer.watchdog_state:
+            _log.info(
+                "Diameter: peer {host} watchdog {before} -> {after}",
+                host=peer.host,
+                before=peer.watchdog_state.value,
+                after=state.value,
+            )
+            peer.watchdog_state = state
         return keep
 
     def _watchdog_fired(self, peer: _Peer) -> None:
@@ -745,10 +801,14 @@ class DiameterNode(service.Service):
             address=connection.address,
             error=error,
         )
-        if header is None or not header.is_request or header.flags & FLAG_ERROR:
-            if header is not None and not header.is_request:
+        if header is None or not header.is_request:
+            if header is not None and connection.peer is not None:
                 pending = self._pending.get(header.hop_by_hop)
-                if pending is not None:
+                if (
+                    pending is not None
+                    and pending.peer is connection.peer
+                    and pending.message.end_to_end == header.end_to_end
+                ):
                     self._fail(pending, error)
             return
         request = Message(
@@ -781,6 +841,10 @@ class DiameterNode(service.Service):
             return
         if connection.cer_timer is not None and connection.cer_timer.active():
             connection.cer_timer.cancel()
+        if not self._running:  # accepted before the node stopped listening
+            connection.send(self._cea(connection, cer, ResultCode.DIAMETER_UNABLE_TO_COMPLY))
+            connection.close()
+            return
         try:
             host, realm, applications = self._capabilities(cer)
         except DiameterDecodeError as e:
@@ -838,7 +902,10 @@ class DiameterNode(service.Service):
         self._feed(peer, PeerEvent.I_RCV_CEA, realm=realm, applications=applications)
 
     def _dpr_received(self, peer: _Peer, dpr: Message, initiator: bool) -> None:
-        cause = BASE.get(dpr, "Disconnect-Cause")
+        try:
+            cause = BASE.get(dpr, "Disconnect-Cause")
+        except DiameterDecodeError:
+            cause = None
         if cause in (_BUSY, _DO_NOT_WANT_TO_TALK_TO_YOU):
             peer.quiet_until = self.reactor.seconds() + self.tc
         answer = self._base_answer(dpr, ResultCode.DIAMETER_SUCCESS)
@@ -880,9 +947,20 @@ class DiameterNode(service.Service):
                 return
         d = defer.maybeDeferred(handler, message, peer.info())
         d.addCallbacks(
-            lambda answer: self._answer(peer, answer),
+            lambda answer: self._handler_answered(peer, message, answer),
             lambda failure: self._handler_failed(peer, message, failure),
         )
+
+    def _handler_answered(self, peer: _Peer, request: Message, answer: object) -> None:
+        try:
+            if not isinstance(answer, Message):
+                raise TypeError(f"Handler answered {answer!r}, not a Message")
+            data = bytes(answer)
+        except Exception:
+            _log.failure("Diameter: handler's answer unusable")
+            self._answer(peer, self._base_answer(request, ResultCode.DIAMETER_UNABLE_TO_COMPLY))
+            return
+        self._feed(peer, PeerEvent.SEND_MESSAGE, data=data)
 
     def _handler_failed(self, peer: _Peer, request: Message, failure: Failure) -> None:
         error = failure.value
@@ -893,7 +971,7 @@ class DiameterNode(service.Service):
         self._answer(peer, self._base_answer(request, ResultCode.DIAMETER_UNABLE_TO_COMPLY))
 
     def _answer(self, peer: _Peer, answer: Message) -> None:
-        self._feed(peer, PeerEvent.SEND_MESSAGE, message=answer)
+        self._feed(peer, PeerEvent.SEND_MESSAGE, data=bytes(answer))
 
     def _answer_received(self, peer: _Peer, answer: Message) -> None:
         pending = self._pending.get(answer.hop_by_hop)
@@ -905,8 +983,7 @@ class DiameterNode(service.Service):
             return
         del self._pending[answer.hop_by_hop]
         self.stats["answers_received"] += 1
-        if pending.timeout.active():
-            pending.timeout.cancel()
+        pending.stop_timer()
         pending.deferred.callback(answer)
 
     def _route(self, message: Message, tried: Iterable[str]) -> Optional[_Peer]:
@@ -932,21 +1009,23 @@ class DiameterNode(service.Service):
         while hbh in self._pending:
             hbh = next(self._hop_by_hop) & 0xFFFFFFFF
         retransmit = FLAG_RETRANSMITTED if pending.tried else 0
-        pending.message = attrs.evolve(
+        message = attrs.evolve(
             pending.message, hop_by_hop=hbh, flags=pending.message.flags | retransmit
         )
+        data = bytes(message)
+        pending.message = message
         pending.peer = peer
         pending.tried.add(peer.host)
         self._pending[hbh] = pending
         self.stats["requests_sent"] += 1
-        self._feed(peer, PeerEvent.SEND_MESSAGE, message=pending.message)
+        self._feed(peer, PeerEvent.SEND_MESSAGE, data=data)
 
     def _fail_over(self, peer: _Peer) -> None:
         for hbh, pending in list(self._pending.items()):
             if pending.peer is not peer:
                 continue
             del self._pending[hbh]
-            other = self._route(pending.message, pending.tried)
+            other = self._route(pending.message, pending.tried) if self._running else None
             if other is None:
                 self._fail(pending, NoPeerError(f"Peer {peer.host} failed"), popped=True)
             else:
@@ -954,26 +1033,24 @@ class DiameterNode(service.Service):
 
     def _fail(self, pending: _Pending, error: Exception, popped: bool = False) -> None:
         if not popped:
-            self._pending.pop(pending.message.hop_by_hop, None)
-        if pending.timeout.active():
-            pending.timeout.cancel()
+            self._forget_pending(pending)
+        pending.stop_timer()
         if not pending.deferred.called:
             pending.deferred.errback(error)
 
-    def _timed_out(self, d: Deferred[Message]) -> None:
-        for hbh, pending in list(self._pending.items()):
-            if pending.deferred is d:
-                del self._pending[hbh]
-                d.errback(DiameterTimeoutError("No Diameter answer in time"))
-                return
+    def _forget_pending(self, pending: _Pending) -> None:
+        hbh = pending.message.hop_by_hop
+        if self._pending.get(hbh) is pending:
+            del self._pending[hbh]
 
-    def _cancel_pending(self, d: Deferred[Message]) -> None:
-        for hbh, pending in list(self._pending.items()):
-            if pending.deferred is d:
-                del self._pending[hbh]
-                if pending.timeout.active():
-                    pending.timeout.cancel()
-                return
+    def _timed_out(self, pending: _Pending) -> None:
+        self._forget_pending(pending)
+        if not pending.deferred.called:
+            pending.deferred.errback(DiameterTimeoutError("No Diameter answer in time"))
+
+    def _cancel_pending(self, pending: _Pending) -> None:
+        self._forget_pending(pending)
+        pending.stop_timer()
 
     # ---- base protocol messages
 
@@ -1003,7 +1080,14 @@ class DiameterNode(service.Service):
         return avps
 
     def _cer(self, connection: _Connection) -> Message:
-        return Message(CER, 0, tuple(self._capability_avps(connection)), FLAG_REQUEST)
+        return Message(
+            CER,
+            0,
+            tuple(self._capability_avps(connection)),
+            FLAG_REQUEST,
+            next(self._hop_by_hop) & 0xFFFFFFFF,
+            next(self._end_to_end) & 0xFFFFFFFF,
+        )
 
     def _cea(
         self,
@@ -1047,9 +1131,9 @@ class DiameterNode(service.Service):
         return make_answer(request, avps, error=3000 <= result < 4000)
 
     def _error_answer(self, request: Message, result: int, failed_avp: Optional[Avp]) -> Message:
+        # Error-Reporting-Host is left out: it is sent only when it differs from the Origin-Host
+        # (RFC 6733 §7.3), and we answer for ourselves.
         avps = [BASE.avp("Result-Code", result), *self._identity_avps()]
-        if 3000 <= result < 4000:
-            avps.append(BASE.avp("Error-Reporting-Host", self.identity))
         if failed_avp is not None:
             avps.append(BASE.group("Failed-AVP", failed_avp))
         return make_answer(request, avps, error=3000 <= result < 4000)
