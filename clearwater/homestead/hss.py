@@ -120,7 +120,6 @@ from clearwater.diameter.apps.cx import (
     CxOutcome,
     ReasonCode,
     ServerAssignmentType,
-    ServerCapabilities,
     UserAuthorizationType,
     http_status,
 )
@@ -355,31 +354,17 @@ def _check(outcome: CxOutcome, command: str) -> None:
         raise HomesteadError(status, "HSS answered " + command + " with " + _describe(outcome))
 
 
-def _capability_server(answer: Message) -> Optional[str]:
-    """The first Server-Name inside Server-Capabilities (Clearwater's fallback S-CSCF)."""
-    avp = CX.find(answer, "Server-Capabilities")
-    if avp is None:
-        return None
-    try:
-        names = ServerCapabilities.from_avp(avp).server_names
-    except DiameterDecodeError:
-        return None
-    return names[0] if names else None
-
-
 def _assignment(
-    answer: Message,
-    outcome: CxOutcome,
-    server_name: Optional[str],
-    mandatory: tuple[int, ...],
-    optional: tuple[int, ...],
-    wildcard: Optional[str] = None,
+    answer: Union[cx.UaaAnswer, cx.LiaAnswer], wildcard: Optional[str] = None
 ) -> ServerAssignment:
+    """The S-CSCF of a UAA or LIA: its Server-Name, else the first Server-Name inside
+    Server-Capabilities (Clearwater's fallback), else the capabilities to choose one by."""
+    servers = answer.capability_servers
     return ServerAssignment(
-        result_code=outcome.code,
-        scscf=server_name or _capability_server(answer),
-        mandatory_capabilities=mandatory,
-        optional_capabilities=optional,
+        result_code=answer.outcome.code,
+        scscf=answer.server_name or (servers[0] if servers else None),
+        mandatory_capabilities=answer.mandatory_capabilities,
+        optional_capabilities=answer.optional_capabilities,
         wildcard_identity=wildcard,
     )
 
@@ -391,12 +376,6 @@ def _resync(resync_auth: Optional[str]) -> Optional[bytes]:
         return base64.b64decode(resync_auth, validate=True)
     except (binascii.Error, ValueError):
         raise HomesteadError(400, "Bad resync-auth: not base64") from None
-
-
-def _with_outcome(answer: Message, outcome: CxOutcome) -> Message:
-    """``answer`` with its Result-Code replaced by ``outcome`` (an Experimental-Result)."""
-    avps = tuple(outcome.avp() if avp.key == _RESULT_CODE_KEY else avp for avp in answer.avps)
-    return attrs.evolve(answer, avps=avps)
 
 
 # --------------------------------------------------------------------------- homestead
@@ -616,13 +595,7 @@ class HssHomestead:
         message = await self._ask(request, "UAR")
         answer = _parsed(cx.parse_uaa, message, "UAR")
         _check(answer.outcome, "UAR")
-        return _assignment(
-            message,
-            answer.outcome,
-            answer.server_name,
-            answer.mandatory_capabilities,
-            answer.optional_capabilities,
-        )
+        return _assignment(answer)
 
     def location(
         self, impu: str, originating: bool = False, auth_type: Optional[str] = None
@@ -644,14 +617,7 @@ class HssHomestead:
         message = await self._ask(request, "LIR")
         answer = _parsed(cx.parse_lia, message, "LIR")
         _check(answer.outcome, "LIR")
-        return _assignment(
-            message,
-            answer.outcome,
-            answer.server_name,
-            answer.mandatory_capabilities,
-            answer.optional_capabilities,
-            answer.wildcarded_identity,
-        )
+        return _assignment(answer, answer.wildcarded_identity)
 
     # -- /impu/<impu>/reg-data
 
@@ -973,13 +939,12 @@ class HssHomestead:
         )
 
     def _ppa(self, request: Message, outcome: CxOutcome) -> Message:
-        answer = cx.ppa(
+        return cx.ppa(
             request,
             origin_host=self._node.identity,
             origin_realm=self._node.realm,
-            result_code=outcome.code,
+            result_code=outcome,
         )
-        return _with_outcome(answer, outcome) if outcome.experimental else answer
 
     async def _registration_termination(self, message: Message, peer: PeerInfo) -> Message:
         request = cx.parse_rtr(message)

@@ -15,8 +15,10 @@ import clearwater.homestead.provisioning
 import clearwater.http.homestead
 import clearwater.http.homestead_client
 import clearwater.http.homestead_prov
+import clearwater.http.ralf
 import clearwater.http.sprout
 import clearwater.http.sprout_client
+import clearwater.ralf
 import clearwater.scscf
 import clearwater.scscf.authentication
 import clearwater.scscf.bindings
@@ -71,6 +73,8 @@ def test_every_exported_name_exists() -> None:
         clearwater.diameter.apps.cx,
         clearwater.diameter.apps.rf,
         clearwater.http.sprout_client,
+        clearwater.http.ralf,
+        clearwater.ralf,
         clearwater.http.homestead,
         clearwater.http.homestead_client,
         clearwater.http.homestead_prov,

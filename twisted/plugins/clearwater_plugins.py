@@ -29,6 +29,13 @@ restund = ServiceMaker(
     "restund",
 )
 
+ralf = ServiceMaker(
+    "clearwater ralf",
+    "clearwater.services.ralf.tap",
+    "Ralf: billing events from sprout over HTTP, sent to CDFs as Diameter Rf ACRs",
+    "ralf",
+)
+
 clearwater = ServiceMaker(
     "clearwater all-in-one",
     "clearwater.services.clearwater.tap",

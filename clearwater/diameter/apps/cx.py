@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional, TypeVar, Union
 
 import attrs
 
@@ -974,10 +974,13 @@ class UaaAnswer:
     server_name: Optional[str] = None
     mandatory_capabilities: tuple[int, ...] = ()
     optional_capabilities: tuple[int, ...] = ()
+    capability_servers: tuple[str, ...] = ()  # Server-Names inside Server-Capabilities
 
     @property
     def capabilities(self) -> ServerCapabilities:
-        return ServerCapabilities(self.mandatory_capabilities, self.optional_capabilities)
+        return ServerCapabilities(
+            self.mandatory_capabilities, self.optional_capabilities, self.capability_servers
+        )
 
 
 @attrs.frozen
@@ -990,10 +993,13 @@ class LiaAnswer:
     mandatory_capabilities: tuple[int, ...] = ()
     optional_capabilities: tuple[int, ...] = ()
     wildcarded_identity: Optional[str] = None
+    capability_servers: tuple[str, ...] = ()  # Server-Names inside Server-Capabilities
 
     @property
     def capabilities(self) -> ServerCapabilities:
-        return ServerCapabilities(self.mandatory_capabilities, self.optional_capabilities)
+        return ServerCapabilities(
+            self.mandatory_capabilities, self.optional_capabilities, self.capability_servers
+        )
 
 
 @attrs.frozen
@@ -1051,6 +1057,7 @@ def parse_uaa(message: Message) -> UaaAnswer:
         _opt_text(level, "Server-Name"),
         capabilities.mandatory,
         capabilities.optional,
+        capabilities.server_names,
     )
 
 
@@ -1065,6 +1072,7 @@ def parse_lia(message: Message) -> LiaAnswer:
         capabilities.mandatory,
         capabilities.optional,
         _opt_text(level, "Wildcarded-Public-Identity"),
+        capabilities.server_names,
     )
 
 
@@ -1289,14 +1297,15 @@ def rta(
     *,
     origin_host: str,
     origin_realm: str,
-    result_code: int,
+    result_code: Union[int, CxOutcome],
     associated_impis: Sequence[str] = (),
     failed_avp: Optional[Avp] = None,
 ) -> Message:
     """The RTA to ``request`` (DIAMETER_SUCCESS, or e.g. DIAMETER_UNABLE_TO_COMPLY, spec
-    §7.1): [Associated-Identities] names the private identities de-registered."""
+    §7.1; a :class:`CxOutcome` for an Experimental-Result): [Associated-Identities] names the
+    private identities de-registered."""
     body = [_associated(associated_impis)] if associated_impis else []
-    outcome = CxOutcome(result_code)
+    outcome = result_code if isinstance(result_code, CxOutcome) else CxOutcome(result_code)
     return _answer(request, _RTR, origin_host, origin_realm, outcome, body, failed_avp)
 
 
@@ -1305,11 +1314,12 @@ def ppa(
     *,
     origin_host: str,
     origin_realm: str,
-    result_code: int,
+    result_code: Union[int, CxOutcome],
     failed_avp: Optional[Avp] = None,
 ) -> Message:
-    """The PPA to ``request``."""
-    outcome = CxOutcome(result_code)
+    """The PPA to ``request`` (a :class:`CxOutcome` for an Experimental-Result, e.g.
+    DIAMETER_ERROR_USER_UNKNOWN)."""
+    outcome = result_code if isinstance(result_code, CxOutcome) else CxOutcome(result_code)
     return _answer(request, _PPR, origin_host, origin_realm, outcome, (), failed_avp)
 
 
