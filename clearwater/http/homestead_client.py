@@ -34,17 +34,12 @@ from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 from urllib.parse import quote, urlencode
 
 import attrs
-from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IReactorTime
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer, IResponse
-from typing_extensions import override
-from zope.interface import implementer
+from twisted.web.iweb import IAgent
 
 from clearwater.errors import ParseError
 from clearwater.homestead.hssless import (
@@ -57,6 +52,7 @@ from clearwater.homestead.hssless import (
     ServerAssignment,
     parse_av,
 )
+from clearwater.http._client import BytesProducer, read_body
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY", "HomesteadClient"]
 
@@ -68,10 +64,6 @@ MAX_BODY = 1 << 20
 
 _T = TypeVar("_T")
 _log = Logger()
-
-
-class _BodyTooLargeError(Exception):
-    pass
 
 
 class _AttemptTimedOutError(Exception):
@@ -86,88 +78,6 @@ def _timed_out(result: object, timeout: float) -> NoReturn:
 @attrs.define
 class _CallState:
     cancelled: bool = False
-
-
-class _BoundedBody(Protocol):
-    """Collects a response body, failing once it passes ``limit`` bytes."""
-
-    def __init__(self, finished: Deferred[bytes], limit: int) -> None:
-        self._finished = finished
-        self._limit = limit
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    @override
-    def dataReceived(self, data: bytes) -> None:
-        if self._finished.called:
-            return
-        self._size += len(data)
-        if self._size > self._limit:
-            self._finished.errback(_BodyTooLargeError("answer body over " + str(self._limit)))
-            _abort(self.transport)
-            return
-        self._parts.append(data)
-
-    @override
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._finished.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):  # type: ignore[no-untyped-call]
-            self._finished.callback(b"".join(self._parts))
-        else:
-            self._finished.errback(reason)
-
-
-def _abort(transport: Any) -> None:
-    abort = getattr(transport, "abortConnection", None)
-    if abort is not None:
-        abort()
-    elif transport is not None:
-        transport.stopProducing()
-
-
-def _read_body(response: IResponse, limit: int) -> Deferred[bytes]:
-    if response.length is not UNKNOWN_LENGTH and response.length > limit:
-        response.deliverBody(_Discard())  # type: ignore[no-untyped-call]  # untyped in Twisted
-        raise _BodyTooLargeError("answer body over " + str(limit))
-    protocol: Optional[_BoundedBody] = None
-
-    def cancel(deferred: Deferred[bytes]) -> None:
-        if protocol is not None:
-            _abort(protocol.transport)
-
-    finished: Deferred[bytes] = Deferred(cancel)
-    protocol = _BoundedBody(finished, limit)
-    response.deliverBody(protocol)  # type: ignore[no-untyped-call]  # untyped in Twisted
-    return finished
-
-
-class _Discard(Protocol):
-    @override
-    def connectionMade(self) -> None:
-        _abort(self.transport)
-
-
-@implementer(IBodyProducer)
-class _BytesProducer:
-    """A request body held in memory."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:  # noqa: N802 (Twisted)
-        consumer.write(self._body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:  # noqa: N802 (Twisted)
-        pass
-
-    def resumeProducing(self) -> None:  # noqa: N802 (Twisted)
-        pass
-
-    def stopProducing(self) -> None:  # noqa: N802 (Twisted)
-        pass
 
 
 def _path(*segments: str) -> str:
@@ -376,9 +286,9 @@ class HomesteadClient:
         producer = None
         if body is not None:
             headers.addRawHeader(b"Content-Type", b"application/json")
-            producer = _BytesProducer(body)
+            producer = BytesProducer(body)
         response = await self._agent.request(method, url.encode("ascii"), headers, producer)
-        data = await _read_body(response, self._max_body)
+        data = await read_body(response, self._max_body)
         return response.code, data
 
 

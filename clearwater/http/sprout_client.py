@@ -27,19 +27,13 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Optional, Protocol
 from urllib.parse import quote
 
-from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.interfaces import IConsumer, IReactorTime
-from twisted.internet.protocol import Protocol as TwistedProtocol
-from twisted.internet.protocol import connectionDone
-from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IResponse
-from typing_extensions import override
-from zope.interface import implementer
+from twisted.web.iweb import IAgent
 
 from clearwater.errors import ClearwaterError
+from clearwater.http._client import BytesProducer, read_body
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -79,72 +73,6 @@ class SproutRegistrations(Protocol):
     ) -> Deferred[None]: ...
 
     def put_registration(self, default_impu: str, user_data_xml: str) -> Deferred[None]: ...
-
-
-class _Body(TwistedProtocol):
-    """Reads a response body to its end, keeping its first ``limit`` bytes."""
-
-    def __init__(self, finished: Deferred[bytes], limit: int) -> None:
-        self._finished = finished
-        self._limit = limit
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    @override
-    def dataReceived(self, data: bytes) -> None:
-        room = self._limit - self._size
-        if room > 0:
-            kept = data[:room]
-            self._parts.append(kept)
-            self._size += len(kept)
-
-    @override
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._finished.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):  # type: ignore[no-untyped-call]
-            self._finished.callback(b"".join(self._parts))
-        else:
-            self._finished.errback(reason)
-
-
-def _read_body(response: IResponse, limit: int) -> Deferred[bytes]:
-    protocol: Optional[_Body] = None
-
-    def cancel(deferred: Deferred[bytes]) -> None:
-        transport: Any = protocol.transport if protocol is not None else None
-        abort = getattr(transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        elif transport is not None:
-            transport.stopProducing()
-
-    finished: Deferred[bytes] = Deferred(cancel)
-    protocol = _Body(finished, limit)
-    response.deliverBody(protocol)  # type: ignore[no-untyped-call]  # untyped in Twisted
-    return finished
-
-
-@implementer(IBodyProducer)
-class _BytesProducer:
-    """A request body held in memory."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:  # noqa: N802 (Twisted)
-        consumer.write(self._body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:  # noqa: N802 (Twisted)
-        pass
-
-    def resumeProducing(self) -> None:  # noqa: N802 (Twisted)
-        pass
-
-    def stopProducing(self) -> None:  # noqa: N802 (Twisted)
-        pass
 
 
 def _json(value: Any) -> bytes:
@@ -220,9 +148,9 @@ class SproutClient:
         headers = Headers({b"Content-Type": [b"application/json"]})
         try:
             response = await self._agent.request(
-                method, url.encode("ascii"), headers, _BytesProducer(body)
+                method, url.encode("ascii"), headers, BytesProducer(body)
             )
-            data = await _read_body(response, MAX_ERROR_BODY)
+            data = await read_body(response, MAX_ERROR_BODY, truncate=True)
         except CancelledError:
             raise  # timed out (or the caller gave up): addTimeout says which
         except Exception as e:

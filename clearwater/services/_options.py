@@ -58,6 +58,7 @@ __all__ = [
     "parse_shared_config",
     "port_number",
     "read_shared_config",
+    "seconds",
     "yes_no",
 ]
 
@@ -224,6 +225,21 @@ def comma_list(item: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
                 except ValueError as e:
                     raise ValueError(f"{part.strip()!r}: {e}") from None
         return tuple(values)
+
+    return convert
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """A converter for a number of seconds (decimals allowed) from ``low`` to ``high``."""
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError("not a number of seconds") from None
+        if not low <= value <= high:
+            raise ValueError(f"out of range {low:g}..{high:g}")
+        return value
 
     return convert
 

@@ -48,6 +48,7 @@ from clearwater.services._options import (
     int_range,
     ip_address,
     port_number,
+    seconds,
 )
 from clearwater.sip import parse_sip_uri
 from clearwater.stores.urls import StoreUrl, parse_store_url
@@ -109,19 +110,6 @@ def _scscf_uri(text: str) -> str:
 
 def _cache_store(text: str) -> StoreUrl:
     return parse_store_url(text, kinds=("memory", "memcached", "redis"))
-
-
-def _seconds(low: float, high: float) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise ValueError("not a number of seconds") from None
-        if not low <= value <= high:
-            raise ValueError(f"out of range {low:g}..{high:g}")
-        return value
-
-    return convert
 
 
 @attrs.frozen
@@ -239,14 +227,14 @@ DIAMETER_PORT = Setting(
 DIAMETER_WATCHDOG = Setting(
     "diameter-watchdog",
     "homestead_diameter_watchdog_timer",
-    _seconds(6, 3600),
+    seconds(6, 3600),
     "6",
     "Seconds between Device-Watchdog requests to an idle HSS (Tw, RFC 3539: at least 6)",
 )
 DIAMETER_TIMEOUT = Setting(
     "diameter-timeout",
     None,
-    _seconds(0.01, 60),
+    seconds(0.01, 60),
     "0.2",
     "Seconds to wait for the HSS's answer (Clearwater's diameter_timeout_ms: 200 ms)",
 )

@@ -21,7 +21,7 @@ Where Clearwater differs:
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional, cast
+from typing import ClassVar, Optional, cast
 
 import attrs
 from twisted.application.service import IService
@@ -39,6 +39,7 @@ from clearwater.services._options import (
     int_range,
     ip_address,
     port_number,
+    seconds,
 )
 from clearwater.stores.urls import StoreUrl, parse_store_url
 
@@ -47,19 +48,6 @@ __all__ = ["Options", "RalfConfig", "RalfOptions", "makeService"]
 #: Ralf's HTTP port (ralf ``src/main.cpp``) and Diameter port (spec §1.3).
 DEFAULT_HTTP_PORT = 10888
 DEFAULT_DIAMETER_PORT = 3869
-
-
-def _seconds(low: float, high: float) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise ValueError("not a number of seconds") from None
-        if not low <= value <= high:
-            raise ValueError(f"out of range {low:g}..{high:g}")
-        return value
-
-    return convert
 
 
 _peer_with_address = diameter_peer(3868)
@@ -162,14 +150,14 @@ TIMER_STORE = Setting(
 DIAMETER_WATCHDOG = Setting(
     "diameter-watchdog",
     "ralf_diameter_watchdog_timer",
-    _seconds(6, 3600),
+    seconds(6, 3600),
     "6",
     "Seconds between Device-Watchdog requests to an idle CDF (Tw, RFC 3539: at least 6)",
 )
 DIAMETER_TIMEOUT = Setting(
     "diameter-timeout",
     None,
-    _seconds(0.01, 60),
+    seconds(0.01, 60),
     "0.2",
     "Seconds to wait for a CDF's answer before trying the next CCF "
     "(Clearwater's diameter_timeout_ms: 200 ms)",
@@ -177,7 +165,7 @@ DIAMETER_TIMEOUT = Setting(
 DIAMETER_BLACKLIST_DURATION = Setting(
     "diameter-blacklist-duration",
     "diameter_blacklist_duration",
-    _seconds(0, 3600),
+    seconds(0, 3600),
     "30",
     "Seconds a CCF that could not be connected to is skipped at once",
 )
