@@ -63,8 +63,15 @@ from twisted.application import service
 from twisted.application.internet import backoffPolicy
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.interfaces import IDelayedCall, IListeningPort, ITCPTransport
+from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IListeningPort,
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLContextFactory,
+    IStreamClientEndpoint,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory, Protocol, ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -137,11 +144,14 @@ class Application:
 
 @attrs.frozen
 class PeerConfig:
-    """A peer to connect to: its Diameter identity and the address to reach it on."""
+    """A peer to connect to: its Diameter identity and the address to reach it on; ``tls``:
+    over TLS from the first byte (RFC 6733 §2.1, port 5658 by IANA), checked against the
+    node's ``tls_client`` options for ``host``."""
 
     host: str
     address: str
     port: int = 3868
+    tls: bool = False
 
 
 @attrs.define(eq=False)
@@ -276,14 +286,22 @@ class _Peer:
 
 @implementer(IDiameterNode)
 class DiameterNode(service.Service):
-    """A Diameter node (module docstring). ``reactor`` runs its connections and timers;
-    ``identity`` and ``realm`` are our Origin-Host and Origin-Realm; ``applications`` what it
-    serves and advertises; ``peers`` the peers it connects to, in routing preference order;
-    ``listen`` a ``(port, interface)`` to accept peers on (port 0: any free port, see
-    :attr:`port`). Timers in seconds: ``watchdog_interval`` Tw (RFC 3539, at least 6),
-    ``tc`` (RFC 6733 §2.1: the longest back-off between connection attempts and a connection
-    attempt's limit), ``cea_timeout``, ``closing_timeout``, ``request_timeout`` (a request's
-    default). ``jitter`` is the watchdog's jitter source."""
+    """A Diameter node (module docstring).
+
+    ``reactor`` runs its connections and timers; ``identity`` and ``realm`` are our Origin-Host
+    and Origin-Realm; ``applications`` what it serves and advertises; ``peers`` the peers it
+    connects to, in routing preference order; ``listen`` a ``(port, interface)`` to accept
+    peers on (port 0: any free port, see :attr:`port`).
+
+    TLS (RFC 6733 §2.1: from the first byte): ``tls_listen`` accepts peers with the
+    ``tls_server`` options; a :class:`PeerConfig` with ``tls`` is connected with
+    ``tls_client(host)``'s options (e.g. ``TlsSettings.client_options`` of
+    :mod:`clearwater.sip.transport`, which checks that the certificate names the peer).
+
+    Timers in seconds: ``watchdog_interval`` Tw (RFC 3539, at least 6), ``tc`` (RFC 6733
+    §2.1: the longest back-off between connection attempts and a connection attempt's limit),
+    ``cea_timeout``, ``closing_timeout``, ``request_timeout`` (a request's default).
+    ``jitter`` is the watchdog's jitter source."""
 
     def __init__(
         self,
@@ -294,6 +312,9 @@ class DiameterNode(service.Service):
         *,
         peers: Sequence[PeerConfig] = (),
         listen: Optional[tuple[int, str]] = None,
+        tls_listen: Optional[tuple[int, str]] = None,
+        tls_server: Optional[IOpenSSLContextFactory] = None,
+        tls_client: Optional[Callable[[str], IOpenSSLClientConnectionCreator]] = None,
         accept_unknown: bool = True,
         product_name: str = "clearwater",
         vendor_id: int = 0,
@@ -313,6 +334,13 @@ class DiameterNode(service.Service):
         self.applications = {app.application_id: app for app in applications}
         self.peer_configs = tuple(peers)
         self.listen_on = listen
+        if tls_listen is not None and tls_server is None:
+            raise ValueError("tls_listen needs tls_server options")
+        if tls_client is None and any(config.tls for config in peers):
+            raise ValueError("a TLS peer needs tls_client options")
+        self.tls_listen_on = tls_listen
+        self.tls_server = tls_server
+        self.tls_client = tls_client
         self.accept_unknown = accept_unknown
         self.product_name = product_name
         self.vendor_id = vendor_id
@@ -339,6 +367,7 @@ class DiameterNode(service.Service):
         self._origin_state_id = started & 0xFFFFFFFF
         self._backoff = backoffPolicy(initialDelay=1.0, maxDelay=tc, jitter=self._random.random)
         self._port: Optional[IListeningPort] = None
+        self._tls_port: Optional[IListeningPort] = None
         self._running = False
         self.stats = {"requests_sent": 0, "answers_received": 0, "requests_received": 0}
         for config in self.peer_configs:
@@ -386,6 +415,13 @@ class DiameterNode(service.Service):
         if self._port is None:
             return 0
         return int(getattr(self._port.getHost(), "port", 0))
+
+    @property
+    def tls_port(self) -> int:
+        """The port the node listens on for TLS (0 when not listening)."""
+        if self._tls_port is None:
+            return 0
+        return int(getattr(self._tls_port.getHost(), "port", 0))
 
     def peer_state(self, host: str) -> Optional[tuple[PeerState, WatchdogState]]:
         """A peer's state machine and watchdog states, or None for an unknown peer."""
@@ -435,6 +471,12 @@ class DiameterNode(service.Service):
         if self.listen_on is not None:
             port, interface = self.listen_on
             self._port = self.reactor.listenTCP(port, _ServerFactory(self), interface=interface)
+        if self.tls_listen_on is not None:
+            port, interface = self.tls_listen_on
+            assert self.tls_server is not None
+            self._tls_port = self.reactor.listenSSL(
+                port, _ServerFactory(self), self.tls_server, interface=interface
+            )
         for peer in self._order:
             if peer.config is not None:
                 self._start(peer)
@@ -444,10 +486,11 @@ class DiameterNode(service.Service):
         super().stopService()  # type: ignore[no-untyped-call]
         self._running = False
         waits: list[Deferred[Any]] = []
-        if self._port is not None:
-            waits.append(defer.maybeDeferred(self._port.stopListening))
-            self._port = None
-        for peer in self._order:
+        for listening in (self._port, self._tls_port):
+            if listening is not None:
+                waits.append(defer.maybeDeferred(listening.stopListening))
+        self._port = self._tls_port = None
+        for peer in list(self._order):
             if peer.reconnect is not None and peer.reconnect.active():
                 peer.reconnect.cancel()
             peer.reconnect = None
@@ -459,7 +502,10 @@ class DiameterNode(service.Service):
                 waits.append(peer.closed)
                 self._feed(peer, PeerEvent.STOP)
             else:
-                self._abort_all(peer)
+                # Connecting, exchanging capabilities or closing: give up now, as if the
+                # state's timer had run out (every intermediate state has a Timeout row that
+                # ends in Closed).
+                self._feed(peer, PeerEvent.TIMEOUT)
         for pending in list(self._pending.values()):
             self._fail(pending, NoPeerError("Diameter node stopping"))
         return defer.DeferredList(waits).addCallback(lambda _: None)
@@ -490,9 +536,13 @@ class DiameterNode(service.Service):
         if config is None:  # an unconfigured peer is never connected to
             self.reactor.callLater(0, self._feed, peer, PeerEvent.I_RCV_CONN_NACK)
             return
-        endpoint = TCP4ClientEndpoint(
+        endpoint: IStreamClientEndpoint = TCP4ClientEndpoint(
             self.reactor, config.address, config.port, timeout=max(1, int(self.tc))
         )
+        if config.tls:
+            if self.tls_client is None:
+                raise ValueError("a TLS peer needs tls_client options")
+            endpoint = wrapClientTLS(self.tls_client(config.host), endpoint)
         connection = _Connection(self, Conn.INITIATOR, peer)
         attempt: Deferred[Any] = endpoint.connect(_OneShotFactory(connection))
         peer.connecting = attempt
