@@ -300,7 +300,7 @@ class ScriptedHss:
             outcome: Any = cx.parse_outcome(answer)
         except DiameterDecodeError:
             outcome = None
-        _log.info(
+        _log.debug(  # --verbose: one line per request costs a file write each
             "HSS: {command} from {peer} answered {code}{experimental}",
             command=_COMMANDS.get(request.command_code, request.command_code),
             peer=peer.host,

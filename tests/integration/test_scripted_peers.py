@@ -168,7 +168,7 @@ def test_scripted_hss_answers_cx_for_provisioned_users(
     port, prov_port = free_port(), free_port()
     args = ["clearwater.testing.hss", "--identity", "hss.example.com", "--realm", REALM]
     args += ["--listen", f"{HOST}:{port}", "--store", "sqlite:" + str(tmp_path / "hss.db")]
-    args += ["--prov-port", str(prov_port)]
+    args += ["--prov-port", str(prov_port), "--verbose"]
     hss = start(processes, "hss", args, port, prov_port)
     server = f"http://{HOST}:{prov_port}"
     user = ["create-user", "sip:alice@example.com", "--password", "secret"]
