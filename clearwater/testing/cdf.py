@@ -120,11 +120,13 @@ class ScriptedCdf:
             acr = parse_acr(request)
         except DiameterDecodeError as e:
             _log.warn("CDF: bad ACR from {peer}: {error}", peer=peer.host, error=e)
-            answer = aca(request, result_code=e.result_code, origin_host=host, origin_realm=realm)
-            if e.failed_avp is not None:
-                failed = RF.group("Failed-AVP", e.failed_avp)
-                answer = attrs.evolve(answer, avps=(*answer.avps, failed))
-            return answer
+            return aca(
+                request,
+                result_code=e.result_code,
+                origin_host=host,
+                origin_realm=realm,
+                failed_avp=e.failed_avp,
+            )
         except ValueError:  # not an ACR: the node only delivers ACRs of application 3
             return aca(
                 request,

@@ -615,11 +615,12 @@ def aca(
     origin_realm: str,
     result_code: int,
     acct_interim_interval: Optional[int] = None,
+    failed_avp: Optional[Avp] = None,
 ) -> Message:
     """The Accounting-Answer (TS 32.299 §6.2.3) to ``request``: Session-Id, Result-Code,
     Origin-Host, Origin-Realm, the request's Accounting-Record-Type and -Number (when it has
-    them), Acct-Application-Id 3, [Acct-Interim-Interval], the request's Proxy-Info; the E bit
-    set for a protocol error (3xxx, RFC 6733 §7.1.3)."""
+    them), Acct-Application-Id 3, [Acct-Interim-Interval], [Failed-AVP] (RFC 6733 §7.5), the
+    request's Proxy-Info; the E bit set for a protocol error (3xxx, RFC 6733 §7.1.3)."""
     avps = [
         RF.avp("Result-Code", int(result_code)),
         RF.avp("Origin-Host", origin_host),
@@ -632,4 +633,6 @@ def aca(
     avps.append(RF.avp("Acct-Application-Id", APP_ACCOUNTING))
     if acct_interim_interval is not None:
         avps.append(RF.avp("Acct-Interim-Interval", acct_interim_interval))
+    if failed_avp is not None:
+        avps.append(RF.group("Failed-AVP", failed_avp))
     return make_answer(request, avps, error=3000 <= result_code < 4000)
