@@ -25,8 +25,11 @@ Peers and connections
   and the watchdog asks again every Tw while the peer is DOWN. Twisted's ``ClientService``
   is not used: it reconnects whenever its connection drops, which would fight the state
   machine (the loser of an election, a peer already open on its own connection).
+- Connections are TCP, or TLS from the first byte (RFC 6733 §2.1) for peers configured with
+  ``tls`` and on ``tls_listen``.
 - Stopping the node sends DPR (Disconnect-Cause REBOOTING) to every open peer and waits for
-  their DPAs (at most ``closing_timeout``) before closing; requests still pending fail with
+  their DPAs (at most ``closing_timeout``) before closing; peers still connecting or
+  exchanging capabilities are given up at once; requests still pending fail with
   :class:`~clearwater.diameter.interfaces.NoPeerError`. A peer's DPR is answered and its
   connection closed; one saying BUSY or DO_NOT_WANT_TO_TALK_TO_YOU is not reconnected for
   ``tc`` seconds.
