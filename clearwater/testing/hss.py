@@ -96,6 +96,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import re
 import sys
@@ -115,6 +116,8 @@ from twisted.logger import (
     textFileLogObserver,
 )
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
 from typing_extensions import TypedDict, override
 
 from clearwater._types import ISipReactor
@@ -128,12 +131,18 @@ from clearwater.diameter.apps.cx import (
     ChargingInformation,
     CxOutcome,
     DigestVector,
+    ReasonCode,
     ServerAssignmentType,
     ServerCapabilities,
     UserAuthorizationType,
 )
 from clearwater.diameter.dictionary import APP_CX, VENDOR_3GPP
-from clearwater.diameter.interfaces import IDiameterNode, PeerInfo
+from clearwater.diameter.interfaces import (
+    DiameterTimeoutError,
+    IDiameterNode,
+    NoPeerError,
+    PeerInfo,
+)
 from clearwater.diameter.message import Avp, DiameterDecodeError, Message, make_answer
 from clearwater.diameter.results import CxResult, ResultCode
 from clearwater.errors import ParseError
@@ -150,6 +159,7 @@ from clearwater.stores.records import PublicIdentity, RegistrationState, RegStat
 
 __all__ = [
     "DEFAULT_MAX_REQUESTS",
+    "HssAdminResource",
     "ScriptedHss",
     "main",
     "parse_listen",
@@ -801,6 +811,95 @@ def serve(reactor: Any, top: service.MultiService, started: Callable[[], None]) 
     return 1 if failed else 0
 
 
+class HssAdminResource(Resource):
+    """``POST /hss/rtr`` and ``POST /hss/ppr`` on the scripted HSS's provisioning port: make
+    the HSS send a Registration-Termination or a Push-Profile request (TS 29.229 §6.1.9,
+    §6.1.11) to an S-CSCF-side peer (homestead in HSS mode), to try network-initiated
+    de-registration and profile changes by hand or from a test.
+
+    Bodies (JSON): ``{"destination_host": H, "impi": I, "reason": 0..3, "impus": [...],
+    "associated": [...]}`` for an RTR (``reason`` a Deregistration-Reason Reason-Code,
+    PERMANENT_TERMINATION 0 by default); ``{"destination_host": H, "impi": I, "impu": U}`` for a
+    PPR carrying ``U``'s IMS subscription as User-Data. The answer is ``{"result-code": N,
+    "experimental": bool}`` from the RTA or PPA; 400 for a bad body, 404 for an unknown IMPU,
+    502 when the peer cannot be reached or does not answer."""
+
+    isLeaf = True  # noqa: N815 (Twisted's name)
+
+    def __init__(self, hss: ScriptedHss, realm: str) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # untyped in Twisted
+        self._hss = hss
+        self._realm = realm
+
+    def render_POST(self, request: Request) -> Union[bytes, int]:  # noqa: N802 (Twisted)
+        what = request.postpath[0] if request.postpath else b""
+        if what not in (b"rtr", b"ppr"):
+            return _admin_answer(request, 404, {"error": "POST /hss/rtr or /hss/ppr"})
+        try:
+            body = json.loads((request.content.read() if request.content else b"") or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("not a JSON object")
+            destination = _text_member(body, "destination_host")
+            impi = _text_member(body, "impi")
+            if what == b"rtr":
+                reason = body.get("reason", int(ReasonCode.PERMANENT_TERMINATION))
+                if not isinstance(reason, int) or isinstance(reason, bool):
+                    raise ValueError("reason: expected a number")
+                impus = [str(v) for v in body.get("impus", [])]
+                associated = [str(v) for v in body.get("associated", [])]
+                d: Deferred[Message] = self._hss.send_rtr(
+                    destination, self._realm, impi, reason, impus, associated
+                )
+            else:
+                impu = _text_member(body, "impu")
+                d = self._hss.subscription_xml(impu).addCallback(
+                    lambda xml: self._hss.send_ppr(destination, self._realm, impi, xml)
+                )
+        except ValueError as e:
+            return _admin_answer(request, 400, {"error": str(e)})
+        gone: list[Failure] = []  # the client went away: nothing to write
+        request.notifyFinish().addErrback(gone.append)
+        d.addCallbacks(
+            lambda answer: _admin_done(request, gone, 200, _outcome_json(answer)),
+            lambda failure: _admin_done(request, gone, *_admin_error(failure)),
+        )
+        return NOT_DONE_YET
+
+
+def _text_member(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(name + ": expected a string")
+    return value
+
+
+def _outcome_json(answer: Message) -> dict[str, Any]:
+    outcome = cx.parse_outcome(answer)
+    return {"result-code": outcome.code, "experimental": outcome.experimental}
+
+
+def _admin_error(failure: Failure) -> tuple[int, dict[str, Any]]:
+    error = failure.value
+    if isinstance(error, HomesteadError):
+        return error.status, {"error": error.message}
+    if not isinstance(error, (NoPeerError, DiameterTimeoutError)):
+        _log.failure("HSS: admin request failed", failure)
+    return 502, {"error": str(error)}
+
+
+def _admin_answer(request: Request, code: int, body: dict[str, Any]) -> bytes:
+    request.setResponseCode(code)
+    request.responseHeaders.setRawHeaders(b"Content-Type", [b"application/json"])
+    return json.dumps(body).encode("utf-8")
+
+
+def _admin_done(request: Request, gone: list[Failure], code: int, body: dict[str, Any]) -> None:
+    if gone:
+        return
+    request.write(_admin_answer(request, code, body))  # type: ignore[no-untyped-call]
+    request.finish()  # type: ignore[no-untyped-call]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m clearwater.testing.hss``: see the module docstring and ``--help``."""
     parser = _parser()
@@ -848,7 +947,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _StoreService(reactor, store, str(url)).setServiceParent(top)  # type: ignore[no-untyped-call]
     node.setServiceParent(top)  # type: ignore[no-untyped-call]
     if args.prov_port:
-        site = QuietSite(homestead_prov_resource(store, home_domain, reactor=reactor), reactor)
+        root = homestead_prov_resource(store, home_domain, reactor=reactor)
+        root.putChild(b"hss", HssAdminResource(hss, args.realm))
+        site = QuietSite(root, reactor)
         prov = internet.TCPServer(args.prov_port, site, interface="127.0.0.1", reactor=reactor)
         prov.setServiceParent(top)
 

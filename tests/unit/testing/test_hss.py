@@ -5,6 +5,8 @@ line's argument checks."""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any, Optional, Union
@@ -13,6 +15,8 @@ import attrs
 import pytest
 from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.test.requesthelper import DummyRequest
 from typing_extensions import override
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -29,7 +33,7 @@ from clearwater.diameter.apps.cx import (
     UserAuthorizationType,
 )
 from clearwater.diameter.dictionary import APP_CX, VENDOR_3GPP
-from clearwater.diameter.interfaces import IDiameterNode, PeerInfo, RequestHandler
+from clearwater.diameter.interfaces import IDiameterNode, NoPeerError, PeerInfo, RequestHandler
 from clearwater.diameter.message import FLAG_ERROR, Message, parse_message
 from clearwater.diameter.node import Application, DiameterNode, PeerConfig
 from clearwater.homestead.hssless import HomesteadError
@@ -43,7 +47,7 @@ from clearwater.stores.records import (
     RegState,
 )
 from clearwater.testing.diameter import DiameterNetwork
-from clearwater.testing.hss import ScriptedHss, main, parse_listen
+from clearwater.testing.hss import HssAdminResource, ScriptedHss, main, parse_listen
 
 SCSCF = "sip:scscf.sprout.example.com;transport=tcp"
 OTHER_SCSCF = "sip:scscf2.sprout.example.com;transport=tcp"
@@ -740,6 +744,68 @@ class HssRequestTests(_Case):
     def test_subscription_of_an_unknown_identity(self) -> None:
         failure = self.failureResultOf(self.hss.subscription_xml("sip:nobody@example.com"))  # type: ignore[no-untyped-call]
         assert isinstance(failure.value, HomesteadError) and failure.value.status == 404
+
+
+class AdminResourceTests(_Case):
+    """``POST /hss/rtr`` and ``/hss/ppr`` (HssAdminResource) send the HSS's requests."""
+
+    def post(self, what: bytes, body: object) -> DummyRequest:
+        request = DummyRequest([what])
+        request.method = b"POST"
+        request.content = io.BytesIO(json.dumps(body).encode())  # type: ignore[attr-defined]
+        resource = HssAdminResource(self.hss, DOMAIN)
+        result = resource.render(request)  # type: ignore[no-untyped-call]
+        if result is not NOT_DONE_YET:
+            request.write(result)  # type: ignore[no-untyped-call]
+            request.finish()  # type: ignore[no-untyped-call]
+        return request
+
+    def answer_json(self, request: DummyRequest) -> tuple[int, object]:
+        assert request.finished
+        return request.responseCode or 200, json.loads(b"".join(request.written))
+
+    def test_rtr(self) -> None:
+        request = self.post(
+            b"rtr",
+            {"destination_host": "scscf.example.com", "impi": ALICE, "reason": 3,
+             "impus": [ALICE_IMPU]},
+        )  # fmt: skip
+        [(message, _, sent)] = self.node.sent
+        rtr = cx.parse_rtr(wire(message))
+        assert (rtr.impis, rtr.impus, rtr.reason_code) == ((ALICE,), (ALICE_IMPU,), 3)
+        assert CX.get(message, "Destination-Host") == "scscf.example.com"
+        sent.callback(
+            cx.rta(message, origin_host="scscf.example.com", origin_realm=DOMAIN, result_code=5012)
+        )
+        assert self.answer_json(request) == (200, {"result-code": 5012, "experimental": False})
+
+    def test_ppr_carries_the_subscription(self) -> None:
+        body = {"destination_host": "scscf.example.com", "impi": ALICE, "impu": ALICE_IMPU}
+        request = self.post(b"ppr", body)
+        [(message, _, sent)] = self.node.sent
+        ppr = cx.parse_ppr(wire(message))
+        assert ppr.impi == ALICE
+        assert ppr.user_data == self.successResultOf(self.hss.subscription_xml(ALICE_IMPU))
+        sent.callback(
+            cx.ppa(
+                message,
+                origin_host="scscf.example.com",
+                origin_realm=DOMAIN,
+                result_code=CxOutcome(5001, True),
+            )
+        )
+        assert self.answer_json(request) == (200, {"result-code": 5001, "experimental": True})
+
+    def test_errors(self) -> None:
+        assert self.answer_json(self.post(b"rtr", {"impi": ALICE}))[0] == 400
+        assert self.answer_json(self.post(b"rtr", ["x"]))[0] == 400
+        assert self.answer_json(self.post(b"nope", {}))[0] == 404
+        body = {"destination_host": "s.example.com", "impi": ALICE, "impu": "sip:no@example.com"}
+        assert self.answer_json(self.post(b"ppr", body))[0] == 404
+        request = self.post(b"rtr", {"destination_host": "s.example.com", "impi": ALICE})
+        [(_, _, sent)] = self.node.sent
+        sent.errback(NoPeerError("Peer s.example.com is not usable"))
+        assert self.answer_json(request) == (502, {"error": "Peer s.example.com is not usable"})
 
 
 class NodePairTests(SynchronousTestCase):
