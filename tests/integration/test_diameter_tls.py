@@ -5,6 +5,8 @@ refused before any Diameter message."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,13 @@ def _answer(request: Message, peer: PeerInfo) -> Message:
 
 
 class DiameterTlsTests(TestCase):
+    def directory(self) -> Path:
+        """A fresh temporary directory, removed after the test (not trial's ``mktemp``,
+        which makes its directories under the current one)."""
+        path = tempfile.mkdtemp(prefix="diameter-tls-")
+        self.addCleanup(shutil.rmtree, path, True)
+        return Path(path)
+
     def _hss(self, directory: Path) -> tuple[DiameterNode, Path]:
         certificate, key = write_self_signed(directory, HSS)
         tls = TlsSettings(certificate=str(certificate), key=str(key))
@@ -77,8 +86,7 @@ class DiameterTlsTests(TestCase):
         return node
 
     async def test_capabilities_exchange_and_a_request_over_tls(self) -> None:
-        directory = Path(self.mktemp())  # type: ignore[no-untyped-call]  # untyped
-        directory.mkdir(parents=True)
+        directory = self.directory()
         hss, certificate = self._hss(directory)
         homestead = self._homestead(hss, certificate)
         await homestead.wait_usable(HSS, 10)
@@ -97,8 +105,7 @@ class DiameterTlsTests(TestCase):
         assert BASE.get(answer, "Origin-Host") == HSS
 
     async def test_a_server_certificate_we_do_not_trust_is_refused(self) -> None:
-        directory = Path(self.mktemp())  # type: ignore[no-untyped-call]  # untyped
-        directory.mkdir(parents=True)
+        directory = self.directory()
         hss, _ = self._hss(directory)
         # The client trusts another certificate for the same name: the handshake fails, so the
         # HSS never sees a CER and the peer never opens.
