@@ -357,8 +357,9 @@ class CcfConnector:
     """Connects a Diameter node to CCFs on demand (module docstring).
 
     ``peers`` maps CCF identities to ``(address, port)``; other names are connected to at the
-    name itself and ``port``. At most ``max_peers`` names outside the map are added (their
-    names come from HTTP requests); beyond that, new names are refused.
+    name itself and ``port``; over TLS (RFC 6733 §2.1) with ``tls``. At most ``max_peers``
+    names outside the map are added (their names come from HTTP requests); beyond that, new
+    names are refused.
     """
 
     def __init__(
@@ -371,8 +372,10 @@ class CcfConnector:
         connect_timeout: float = 2.0,
         blacklist_duration: float = 30.0,
         max_peers: int = 64,
+        tls: bool = False,
     ) -> None:
         self._node = node
+        self._tls = tls
         self._clock = clock
         self._static = {name.lower(): where for name, where in peers.items()}
         self._port = port
@@ -400,7 +403,7 @@ class CcfConnector:
                 self._dynamic += 1
             address, port = self._static.get(key, (name, self._port))
             self._known.add(key)
-            self._node.add_peer(PeerConfig(name, address, port))
+            self._node.add_peer(PeerConfig(name, address, port, tls=self._tls))
         d = self._node.wait_usable(name, self.connect_timeout)
         d.addErrback(self._unreachable, key)
         return d

@@ -58,6 +58,7 @@ __all__ = [
     "parse_shared_config",
     "port_number",
     "read_shared_config",
+    "readable_file",
     "seconds",
     "yes_no",
 ]
@@ -227,6 +228,17 @@ def comma_list(item: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
         return tuple(values)
 
     return convert
+
+
+def readable_file(text: str) -> str:
+    """A readable file, made absolute (checked now, so a typo is a usage error naming the
+    option; twistd may change directory after parsing)."""
+    try:
+        with open(text, "rb"):
+            pass
+    except OSError as e:
+        raise ValueError(e.strerror or "cannot read") from None
+    return os.path.abspath(text)
 
 
 def seconds(low: float, high: float) -> Callable[[str], float]:

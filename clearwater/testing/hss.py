@@ -743,6 +743,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tw", type=_watchdog_argument, default=6.0, help="watchdog interval Tw (default 6 s)"
     )
+    parser.add_argument(
+        "--tls-listen",
+        type=_listen_argument,
+        metavar="HOST:PORT",
+        help="also accept Diameter peers over TLS there (RFC 6733 §2.1); needs --tls-cert",
+    )
+    parser.add_argument("--tls-cert", metavar="PEM", help="certificate (chain) for --tls-listen")
+    parser.add_argument("--tls-key", metavar="PEM", help="private key for --tls-listen")
     parser.add_argument("--verbose", action="store_true", help="log debug events too")
     return parser
 
@@ -930,6 +938,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         store = open_subscriber_store(url, reactor, cache_ttl=0)
     except ValueError as e:
         parser.error("--store: " + str(e))
+    tls: dict[str, Any] = {}
+    if args.tls_listen is not None:
+        if not (args.tls_cert and args.tls_key):
+            parser.error("--tls-listen needs --tls-cert and --tls-key")
+        from clearwater.sip.transport import TlsSettings
+
+        try:
+            server = TlsSettings(certificate=args.tls_cert, key=args.tls_key).server_options()
+        except ValueError as e:
+            parser.error("--tls-cert/--tls-key: " + str(e))
+        tls = {"tls_listen": (args.tls_listen[1], args.tls_listen[0]), "tls_server": server}
     host, port = args.listen
     node = DiameterNode(
         reactor,
@@ -940,6 +959,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         accept_unknown=True,
         product_name="clearwater scripted HSS",
         watchdog_interval=args.tw,
+        **tls,
     )
     hss = ScriptedHss(node, store, scscf_uri=scscf_uri, home_domain=home_domain, charging=charging)
     hss.install()

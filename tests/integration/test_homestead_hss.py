@@ -7,6 +7,7 @@ sprout, a PPR is accepted by sprout."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.integration._diameter_peers import write_self_signed
 from tests.integration._peers import (
     HOST,
     STARTUP_TIMEOUT,
@@ -167,3 +169,45 @@ def test_sipp_registers_through_hss_mode_homestead_and_survives_an_hss_stopping(
     with urllib.request.urlopen(reg_data, timeout=10) as response:
         assert b"sip:as.example.com" in response.read()  # homestead's cache has the new iFCs
     assert "Traceback" not in processes.log("homestead"), hs_log
+
+
+def test_hss_mode_over_tls(processes: Processes, tmp_path: Path) -> None:
+    """``--hss-tls``: homestead reaches the HSS over TLS (RFC 6733 §2.1), checking the HSS's
+    certificate against ``--diameter-tls-ca``, and answers from it."""
+    certificate, key = write_self_signed(tmp_path, f"hss.{REALM}")
+    port, tls_port, prov_port = free_port(), free_port(), free_port()
+    args = [sys.executable, "-m", "clearwater.testing.hss", "--identity", f"hss.{REALM}"]
+    args += ["--realm", REALM, "--listen", f"{HOST}:{port}", "--home-domain", REALM]
+    args += ["--tls-listen", f"{HOST}:{tls_port}", "--tls-cert", str(certificate)]
+    args += ["--tls-key", str(key), "--prov-port", str(prov_port)]
+    hss = processes.start("hss", args, env=sprout_env())
+    wait_until(
+        lambda: hss.poll() is not None or port_is_bound("tcp", tls_port),
+        STARTUP_TIMEOUT,
+        "the HSS to listen over TLS",
+    )
+    created = provision(
+        "--server", f"http://{HOST}:{prov_port}", "create-user", f"sip:alice@{REALM}",
+        "--password", "secret",
+    )  # fmt: skip
+    assert created.returncode == 0, describe(created)
+    hs_port = free_port()
+    args = [*TWISTD, "-n", "--pidfile=", "homestead", "--home-domain", REALM]
+    args += ["--local-ip", HOST, "--http-port", str(hs_port), "--diameter-port", "0"]
+    args += ["--hss-peer", f"hss.{REALM}={HOST}:{tls_port}", "--hss-tls", "Y"]
+    args += ["--diameter-tls-ca", str(certificate)]
+    homestead = processes.start("homestead", args, env=sprout_env())
+    wait_until(
+        lambda: (
+            homestead.poll() is not None
+            or f"peer hss.{REALM} Wait-I-CEA -> I-Open" in processes.log("homestead")
+        ),
+        STARTUP_TIMEOUT,
+        "homestead to open its TLS connection",
+    )
+    assert homestead.poll() is None, processes.log("homestead")
+    status, body = http(
+        "GET", f"http://{HOST}:{hs_port}/impi/alice@{REALM}/av/digest?impu=sip:alice@{REALM}"
+    )
+    ha1 = hashlib.md5(f"alice@{REALM}:{REALM}:secret".encode()).hexdigest()
+    assert (status, body["digest"]["ha1"]) == (200, ha1), body

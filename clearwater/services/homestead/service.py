@@ -41,6 +41,7 @@ from clearwater.homestead.hssless import HsslessHomestead
 from clearwater.http.homestead import homestead_resource
 from clearwater.http.homestead_prov import homestead_prov_resource
 from clearwater.http.management import QuietSite
+from clearwater.services._diameter import node_tls
 from clearwater.services._stores import open_cas_store
 from clearwater.services.homestead.tap import HomesteadConfig, HssConfig
 from clearwater.stores.cached import DEFAULT_CACHE_TTL, CachedSubscriberStore
@@ -182,10 +183,13 @@ def build_hss(
         hss.diameter_identity,
         hss.diameter_realm,
         [Application(APP_CX, VENDOR_3GPP, dictionary=CX)],
-        peers=[PeerConfig(name, address, port) for name, address, port in hss.peers],
+        peers=[
+            PeerConfig(name, address, port, tls=hss.hss_tls) for name, address, port in hss.peers
+        ],
         listen=(hss.diameter_port, config.local_ip) if hss.diameter_port else None,
         watchdog_interval=hss.watchdog,
         request_timeout=hss.timeout,
+        **node_tls(hss.tls, config.local_ip),
     )
     node.setName("diameter")  # type: ignore[no-untyped-call]
     node.setServiceParent(top)  # type: ignore[no-untyped-call]

@@ -38,6 +38,14 @@ from typing_extensions import override
 
 from clearwater._types import ISipReactor
 from clearwater.errors import ParseError
+from clearwater.services._diameter import (
+    DIAMETER_TLS_CA,
+    DIAMETER_TLS_CERT,
+    DIAMETER_TLS_KEY,
+    DIAMETER_TLS_PORT,
+    DiameterTls,
+    diameter_tls,
+)
 from clearwater.services._options import (
     AnySetting,
     ConfigOptions,
@@ -49,6 +57,7 @@ from clearwater.services._options import (
     ip_address,
     port_number,
     seconds,
+    yes_no,
 )
 from clearwater.sip import parse_sip_uri
 from clearwater.stores.urls import StoreUrl, parse_store_url
@@ -127,6 +136,8 @@ class HssConfig:
     reregistration_time: int
     sprout_http: tuple[str, int]
     cache_store: StoreUrl
+    hss_tls: bool = False  # connect to the HSSs over TLS
+    tls: Optional[DiameterTls] = None  # None: no TLS at all
 
 
 @attrs.frozen
@@ -252,6 +263,13 @@ SPROUT_HTTP_NAME = Setting(
     help="HOST[:PORT] of sprout's HTTP API, for the HSS's RTR and PPR",
     default_help="<sprout hostname>:9888",
 )
+HSS_TLS = Setting(
+    "hss-tls",
+    None,
+    yes_no,
+    "N",
+    "Y: connect to the HSSs over TLS (RFC 6733 §2.1; see --diameter-tls-ca)",
+)
 CACHE_STORE = Setting(
     "cache-store",
     None,
@@ -293,6 +311,11 @@ class HomesteadOptions(ConfigOptions):
         HSS_REREGISTRATION_TIME,
         SPROUT_HTTP_NAME,
         CACHE_STORE,
+        HSS_TLS,
+        DIAMETER_TLS_CERT,
+        DIAMETER_TLS_KEY,
+        DIAMETER_TLS_CA,
+        DIAMETER_TLS_PORT,
     )
 
     def __init__(self) -> None:
@@ -331,6 +354,7 @@ class HomesteadOptions(ConfigOptions):
         names = [p[0].lower() for p in peers]
         if len(set(names)) != len(names):
             raise usage.UsageError("--hss-peer names one HSS twice")
+        hss_tls = self.required_value(HSS_TLS)
         diameter_port = self.required_value(DIAMETER_PORT)
         if diameter_port and diameter_port == http_port:
             raise usage.UsageError(f"--diameter-port and --http-port both use port {diameter_port}")
@@ -346,6 +370,8 @@ class HomesteadOptions(ConfigOptions):
             reregistration_time=self.required_value(HSS_REREGISTRATION_TIME),
             sprout_http=self.value_or_derived(SPROUT_HTTP_NAME, sprout_hostname + ":9888"),
             cache_store=self.required_value(CACHE_STORE),
+            hss_tls=hss_tls,
+            tls=diameter_tls(self, hss_tls, "hss-tls"),
         )
 
     def config(self) -> HomesteadConfig:

@@ -51,6 +51,7 @@ from clearwater.diameter.node import Application, DiameterNode, PeerConfig
 from clearwater.http.management import QuietSite
 from clearwater.http.ralf import ralf_resource
 from clearwater.ralf.session import CcfConnector, Outcome, RalfSessionManager
+from clearwater.services._diameter import node_tls
 from clearwater.services._stores import open_cas_store, open_timer_service
 from clearwater.services.ralf.tap import RalfConfig
 from clearwater.stores.interfaces import ICasStore, ITimerService
@@ -150,10 +151,14 @@ def build(
         config.diameter_identity,
         config.diameter_realm,
         [Application(APP_ACCOUNTING, accounting=True, dictionary=rf.RF)],
-        peers=[PeerConfig(name, address, port) for name, address, port in config.billing_peers],
+        peers=[
+            PeerConfig(name, address, port, tls=config.billing_tls)
+            for name, address, port in config.billing_peers
+        ],
         listen=(config.diameter_port, config.local_ip) if config.diameter_port else None,
         watchdog_interval=config.watchdog,
         request_timeout=config.timeout,
+        **node_tls(config.tls, config.local_ip),
     )
     connector = CcfConnector(
         node,
@@ -161,6 +166,7 @@ def build(
         peers={name: (address, port) for name, address, port in config.billing_peers},
         connect_timeout=connect_timeout,
         blacklist_duration=config.blacklist_duration,
+        tls=config.billing_tls,
     )
     manager = RalfSessionManager(
         node,

@@ -29,6 +29,14 @@ from twisted.python import usage
 from typing_extensions import override
 
 from clearwater._types import ISipReactor
+from clearwater.services._diameter import (
+    DIAMETER_TLS_CA,
+    DIAMETER_TLS_CERT,
+    DIAMETER_TLS_KEY,
+    DIAMETER_TLS_PORT,
+    DiameterTls,
+    diameter_tls,
+)
 from clearwater.services._options import (
     AnySetting,
     ConfigOptions,
@@ -40,6 +48,7 @@ from clearwater.services._options import (
     ip_address,
     port_number,
     seconds,
+    yes_no,
 )
 from clearwater.stores.urls import StoreUrl, parse_store_url
 
@@ -86,6 +95,8 @@ class RalfConfig:
     watchdog: float  # seconds (Tw)
     timeout: float  # seconds, each ACR
     blacklist_duration: float  # seconds
+    billing_tls: bool = False  # connect to CDFs over TLS
+    tls: Optional[DiameterTls] = None  # None: no TLS at all
 
 
 HOME_DOMAIN = Setting("home-domain", "home_domain", host, help="Home domain (required)")
@@ -162,6 +173,13 @@ DIAMETER_TIMEOUT = Setting(
     "Seconds to wait for a CDF's answer before trying the next CCF "
     "(Clearwater's diameter_timeout_ms: 200 ms)",
 )
+BILLING_TLS = Setting(
+    "billing-tls",
+    None,
+    yes_no,
+    "N",
+    "Y: connect to the CDFs over TLS (RFC 6733 §2.1; see --diameter-tls-ca)",
+)
 DIAMETER_BLACKLIST_DURATION = Setting(
     "diameter-blacklist-duration",
     "diameter_blacklist_duration",
@@ -194,6 +212,11 @@ class RalfOptions(ConfigOptions):
         DIAMETER_WATCHDOG,
         DIAMETER_TIMEOUT,
         DIAMETER_BLACKLIST_DURATION,
+        BILLING_TLS,
+        DIAMETER_TLS_CERT,
+        DIAMETER_TLS_KEY,
+        DIAMETER_TLS_CA,
+        DIAMETER_TLS_PORT,
     )
 
     def __init__(self) -> None:
@@ -208,6 +231,7 @@ class RalfOptions(ConfigOptions):
         diameter_port = self.required_value(DIAMETER_PORT)
         if diameter_port == http_port:
             raise usage.UsageError(f"--diameter-port and --http-port both use port {http_port}")
+        billing_tls = self.required_value(BILLING_TLS)
         peers = self.repeated_values(BILLING_PEER)
         names = [name.lower() for name, _, _ in peers]
         for name in names:
@@ -227,6 +251,8 @@ class RalfOptions(ConfigOptions):
             watchdog=self.required_value(DIAMETER_WATCHDOG),
             timeout=self.required_value(DIAMETER_TIMEOUT),
             blacklist_duration=self.required_value(DIAMETER_BLACKLIST_DURATION),
+            billing_tls=billing_tls,
+            tls=diameter_tls(self, billing_tls, "billing-tls"),
         )
 
     def config(self) -> RalfConfig:

@@ -40,6 +40,7 @@ from clearwater.services._options import (
     int_range,
     ip_address,
     port_number,
+    readable_file,
 )
 
 __all__ = [
@@ -195,18 +196,8 @@ TLS_LISTEN = Repeated(
 )
 
 
-def _file(text: str) -> str:
-    """A readable file (checked now, so a typo is a usage error naming the option)."""
-    try:
-        with open(text, "rb"):
-            pass
-    except OSError as e:
-        raise ValueError(e.strerror or "cannot read") from None
-    return text
-
-
-TLS_CERT = Setting("tls-cert", None, _file, help="PEM certificate (chain) for TLS")
-TLS_KEY = Setting("tls-key", None, _file, help="PEM private key for TLS")
+TLS_CERT = Setting("tls-cert", None, readable_file, help="PEM certificate (chain) for TLS")
+TLS_KEY = Setting("tls-key", None, readable_file, help="PEM private key for TLS")
 RELAY_IP = Repeated(
     "relay-ip",
     _relay_ip,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -14,6 +15,7 @@ from twisted.python import usage
 from twisted.trial.unittest import TestCase
 
 from clearwater._types import ISipReactor
+from clearwater.services._diameter import DiameterTls
 from clearwater.services.homestead.service import open_subscriber_store
 from clearwater.services.homestead.tap import HomesteadOptions
 from clearwater.stores.cached import CachedSubscriberStore
@@ -113,3 +115,45 @@ def test_hss_hostname_is_the_destination_host_and_a_peer() -> None:
 def test_bad_hss_options_are_usage_errors_naming_the_option(args: list[str], named: str) -> None:
     with pytest.raises(usage.UsageError, match=named):
         _config(*args)
+
+
+def test_diameter_tls_options(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("y")
+    peer = "--hss-peer=hss.example.com=127.0.0.1"
+    hss = _config(peer).config().hss
+    assert hss is not None and (hss.hss_tls, hss.tls) == (False, None)
+    hss = _config(peer, "--hss-tls=Y", f"--diameter-tls-ca={cert}").config().hss
+    assert hss is not None and hss.hss_tls
+    assert hss.tls == DiameterTls(ca=str(cert))
+    hss = (
+        _config(
+            peer,
+            f"--diameter-tls-cert={cert}",
+            f"--diameter-tls-key={key}",
+            "--diameter-tls-port=5658",
+        )
+        .config()
+        .hss
+    )
+    assert hss is not None and not hss.hss_tls
+    assert hss.tls == DiameterTls(str(cert), str(key), None, 5658)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--diameter-tls-port=5658"], "--diameter-tls-port"),
+        (["--hss-tls=Y", "--diameter-tls-cert=CERT"], "--diameter-tls-key"),
+        (["--diameter-tls-ca=CERT"], "--hss-tls"),
+        (["--hss-tls=maybe"], "--hss-tls"),
+        (["--hss-tls=Y", "--diameter-tls-ca=/nonexistent/ca.pem"], "--diameter-tls-ca"),
+    ],
+)
+def test_bad_diameter_tls_options(args: list[str], named: str, tmp_path: Path) -> None:
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    args = [arg.replace("CERT", str(cert)) for arg in args]
+    with pytest.raises(usage.UsageError, match=named):
+        _config("--hss-peer=hss.example.com=127.0.0.1", *args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from twisted.application.internet import TCPServer
@@ -15,6 +15,7 @@ from twisted.web.server import Site
 
 from clearwater._types import ISipReactor
 from clearwater.diameter.node import DiameterNode, PeerConfig
+from clearwater.services._diameter import DiameterTls
 from clearwater.services.ralf.service import RalfCollector, SessionsService, build, make_service
 from clearwater.services.ralf.tap import RalfConfig, RalfOptions
 from clearwater.stores.interfaces import StoreUnavailableError
@@ -248,3 +249,13 @@ def test_make_service_opens_the_stores() -> None:
     stores = cast(SessionsService, top.getServiceNamed("sessions"))
     assert isinstance(stores.sessions, MemoryCasStore)
     assert isinstance(stores.timers, MemoryTimerService)
+
+
+def test_billing_over_tls(tmp_path: Any) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    config = parse(*DOMAIN, "--billing-tls=Y", f"--diameter-tls-ca={ca}")
+    assert config.billing_tls and config.tls == DiameterTls(ca=str(ca))
+    assert parse(*DOMAIN).tls is None and not parse(*DOMAIN).billing_tls
+    assert "--diameter-tls-port" in refused(*DOMAIN, "--diameter-tls-port=5658")
+    assert "--billing-tls" in refused(*DOMAIN, f"--diameter-tls-ca={ca}")
